@@ -1,0 +1,181 @@
+"""Compose a run config with Hydra's compose API and validate it against the schemas.
+
+Entry points, tests and the tuner all go through :func:`load_config`, so a trial's config is built
+exactly like a command-line run's. ``${hydra:...}`` interpolations are not used anywhere: they do not
+resolve under the compose API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
+from bench.errors import ConfigError
+
+T = TypeVar("T")
+
+CONF_DIR_ENV = "SEGKD_CONF"
+
+
+def conf_dir() -> Path:
+    """The Hydra config folder: ``$SEGKD_CONF`` if set, else ``conf/`` at the repository root."""
+    env = os.environ.get(CONF_DIR_ENV)
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    if not path.is_dir():
+        raise ConfigError(f"config folder {path} not found; set {CONF_DIR_ENV} to the repository's conf/")
+    return path
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore, where the YAML files' defaults lists find them.
+
+    ``run_schema`` is the base of every primary config; ``schema/dataset/<name>`` and
+    ``schema/term/<name>`` are the registry entries' own config classes, which a dataset file extends
+    with ``- /schema/dataset/<name>@_here_`` and a method file with ``- /schema/term/<term>@terms.<key>``.
+    So every key of the schemas can be overridden (no ``+`` needed) and a misspelled one fails.
+    """
+    from bench.data import DATASETS
+    from bench.methods import TERMS
+
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    for name in DATASETS.names():
+        store.store(group="schema/dataset", name=name, node=DATASETS.get(name).config_class)
+    for name in TERMS.names():
+        store.store(group="schema/term", name=name, node=TERMS.get(name).Config)
+
+
+def compose_raw(overrides: Sequence[str] = (), config_name: str = "run") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with Hydra overrides onto the schemas."""
+    register_schemas()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            return compose(config_name=config_name, overrides=list(overrides))
+    except MissingConfigException as e:
+        group, _, choice = (e.missing_cfg_file or "").rpartition("/")
+        if group and e.options:
+            raise ConfigError(
+                f"unknown {group} '{choice}'; valid names: {', '.join(sorted(e.options))}"
+            ) from None
+        raise ConfigError(_one_paragraph(e)) from None
+    except ConfigCompositionException as e:
+        unknown = re.match(r"Could not override '([^']+)'", str(e))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key '{unknown.group(1)}'; check its spelling (`--cfg` prints every key)"
+            ) from None
+        raise ConfigError(_one_paragraph(e)) from None
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_one_paragraph(e)) from None
+
+
+def load_config(overrides: Sequence[str] = (), config_name: str = "run") -> RunConfig:
+    """Compose, validate and resolve a run config into a typed :class:`RunConfig`."""
+    return validate(compose_raw(overrides, config_name))
+
+
+def validate(cfg: DictConfig | dict) -> RunConfig:
+    """Merge a composed config into the schemas and resolve it into typed objects.
+
+    Composition already checked the keys the YAML files declare; this also covers entries added with
+    ``+`` (a new term in ``method.terms``) and files that do not extend their schema.
+    """
+    from bench.data import DATASETS
+    from bench.methods import TERMS
+
+    if isinstance(cfg, dict):
+        cfg = OmegaConf.create(cfg)
+    try:
+        schema = OmegaConf.structured(RunConfig)
+        schema.dataset = OmegaConf.structured(DATASETS.get(_required(cfg, "dataset.name")).config_class)
+        terms = OmegaConf.select(cfg, "method.terms", default=None) or {}
+        for key, entry in terms.items():
+            term_name = entry.get("term") or key
+            schema.method.terms[key] = OmegaConf.structured(TERMS.get(term_name).Config)
+        merged = OmegaConf.merge(schema, OmegaConf.to_container(cfg))
+        OmegaConf.resolve(merged)
+        run: RunConfig = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_one_paragraph(e)) from None
+    _check_consistency(run)
+    return run
+
+
+def _required(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None:
+        raise ConfigError(f"missing config key '{key}'")
+    return value
+
+
+def _check_consistency(run: RunConfig) -> None:
+    """Cross-field rules the schemas cannot express."""
+    from bench.data import DATASETS
+    from bench.engine.optim import OPTIMIZERS, SCHEDULES
+    from bench.models import MODELS
+
+    DATASETS.get(run.dataset.name).check_config(run.dataset)
+    MODELS.get(run.student.arch)
+    MODELS.get(run.teacher.arch)
+    t = run.train
+    if t.optimizer.name not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer.name='{t.optimizer.name}'; valid: {', '.join(OPTIMIZERS)}")
+    if t.schedule.name not in SCHEDULES:
+        raise ConfigError(f"train.schedule.name='{t.schedule.name}'; valid: {', '.join(SCHEDULES)}")
+    if t.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision='{t.precision}'; valid: fp32, bf16, fp16")
+    if t.iterations < 1 or t.batch_size < 1:
+        raise ConfigError("train.iterations and train.batch_size must be at least 1")
+    for name, size in (("train.crop_size", t.crop_size), ("eval.crop_size", run.eval.crop_size)):
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ConfigError(f"{name} must be [height, width], got {size}")
+    if t.crop_size is not None and any(s % run.student.output_stride for s in t.crop_size):
+        raise ConfigError(
+            f"train.crop_size={t.crop_size} must be divisible by student.output_stride="
+            f"{run.student.output_stride}"
+        )
+    if run.eval.mode not in ("whole", "slide"):
+        raise ConfigError(f"eval.mode='{run.eval.mode}'; valid: whole, slide")
+    if run.eval.mode == "slide" and (run.eval.crop_size is None or run.eval.stride is None):
+        raise ConfigError("eval.mode=slide needs eval.crop_size=[h,w] and eval.stride=[h,w]")
+    if t.split not in ("train", "tune_train"):
+        raise ConfigError(f"train.split='{t.split}'; valid: train, tune_train")
+    if run.eval.split not in ("val", "tune_holdout"):
+        raise ConfigError(f"eval.split='{run.eval.split}'; valid: val, tune_holdout")
+
+
+def to_dict(run: RunConfig) -> dict[str, Any]:
+    """The run config as plain, JSON-serialisable containers."""
+    return OmegaConf.to_container(OmegaConf.structured(run), resolve=True)
+
+
+def config_hash(run: RunConfig) -> str:
+    """SHA-256 (16 hex digits) of everything in the config that changes what a run computes."""
+    data = to_dict(run)
+    for dotted in NON_SEMANTIC_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _one_paragraph(e: Exception) -> str:
+    """Hydra/OmegaConf messages with their internal reference/object-type lines dropped."""
+    skip = ("reference_type", "object_type", "Config search path", "provider=")
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return "; ".join(ln for ln in lines if not ln.startswith(skip))

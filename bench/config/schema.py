@@ -1,0 +1,172 @@
+"""Structured config schemas: every key a run accepts, its type and its default.
+
+The YAML files under ``conf/`` are composed by Hydra and then merged into these dataclasses, so a
+misspelled key or a wrong type fails at start with the key's full path. Sections whose keys depend on
+a registry entry (the dataset, each KD loss term) are validated against that entry's own subclass.
+Every value a paper reports as part of its protocol is a field here, not a constant in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class DatasetConfig:
+    """Common dataset keys; each registered dataset extends this with its own."""
+
+    name: str = MISSING
+    num_classes: int = MISSING
+    ignore_index: int = 255
+    # ADE20K-style labels: 0 ("other") becomes ignore, every other label shifts down by one.
+    reduce_zero_label: bool = False
+    root: str | None = None
+    # Hold-out carved from the training split for tuning (see bench.data.splits). A fraction in
+    # (0, 1) or a number of images; fixed by holdout_seed, independent of the run seed.
+    holdout_size: float = 0.2
+    holdout_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """A segmentation network from segmentation-models-pytorch plus the auxiliary FCN head."""
+
+    name: str = MISSING  # preset name, used in result rows and teacher checkpoint keys
+    arch: str = MISSING  # bench.models registry key: deeplabv3, deeplabv3plus, pspnet, ...
+    encoder: str = MISSING  # smp encoder name (resnet18, mobilenet_v2, tu-<timm model>)
+    # null (random init, offline), "imagenet" (fetched by smp) or a path to an encoder state dict.
+    encoder_weights: str | None = None
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # extra encoder args (timm kwargs)
+    output_stride: int = 8
+    decoder_kwargs: dict[str, Any] = field(default_factory=dict)  # extra smp decoder args
+    # Auxiliary FCN head (3x3 conv → BN → ReLU → dropout → 1x1 conv) on one encoder stage, as in the
+    # literature's PSPNet/DeepLabV3 students and teachers. aux_stage indexes the encoder's feature
+    # list (0 = input, -2 = ResNet layer3 = "stage 3").
+    aux_head: bool = True
+    aux_stage: int = -2
+    aux_channels: int = 256
+    aux_dropout: float = 0.1
+    # Input normalisation (images arrive as uint8 and are scaled to [0, 1] first); the ImageNet
+    # statistics every encoder of the literature was pretrained with.
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+
+@dataclass
+class TeacherConfig(ModelConfig):
+    # null: look the checkpoint up by key (results/teachers/<dataset>/<name>.pt); else a path.
+    checkpoint: str | None = None
+
+
+@dataclass
+class TermConfig:
+    """Keys common to every KD loss term; each term's class extends this with its parameters."""
+
+    term: str | None = None  # registry name; null means the entry's key in method.terms
+    weight: float = 1.0
+
+
+@dataclass
+class MethodConfig:
+    """A KD method: a name plus the loss terms it adds to the shared task loss."""
+
+    name: str = MISSING
+    terms: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
+    weight_decay: float = 1e-4
+    # LR multiplier for decoder and heads (APD uses 10); 1 keeps one LR for everything.
+    head_lr_mult: float = 1.0
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "poly"  # poly | cosine | constant
+    power: float = 0.9  # poly exponent
+    warmup_iters: int = 0  # linear warm-up from warmup_start_factor·lr to lr
+    warmup_start_factor: float = 0.1
+    min_lr: float = 0.0
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation, applied per sample with an RNG derived from the run seed."""
+
+    scale_range: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random rescale factor
+    hflip: bool = True
+    # Photometric jitter strength (brightness, contrast, saturation); 0 disables.
+    jitter: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 1000
+    batch_size: int = 8
+    # Random crop (height, width) padded with ignore where the image is smaller; null = whole image.
+    crop_size: list[int] | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    aux_weight: float = 0.4  # CE weight of the auxiliary head, same for baseline and KD
+    grad_clip: float | None = None  # max gradient L2 norm; null disables
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    channels_last: bool = False
+    deterministic: bool = False
+    split: str = "train"  # train | tune_train (train minus the hold-out)
+    num_workers: int = 0  # DataLoader worker processes
+    log_interval: int = 20  # steps between loss reports (the only host syncs of the loop)
+    val_interval: int = 0  # steps between intermediate validations; 0 = only at the end
+    checkpoint_interval: int = 0  # steps between checkpoints; 0 = only at the end
+
+
+@dataclass
+class EvalConfig:
+    split: str = "val"  # val | tune_holdout (the hold-out carved from train)
+    mode: str = "whole"  # whole | slide
+    crop_size: list[int] | None = None  # slide window (height, width)
+    stride: list[int] | None = None  # slide stride (height, width)
+    flip: bool = False  # average with the horizontally flipped prediction
+    batch_size: int = 1
+    # Scores are reported on the subset of the split's images; 0 = all.
+    max_images: int = 0
+
+
+@dataclass
+class RunConfig:
+    """One training run: dataset × student × (teacher) × method under a train and eval protocol."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    student: ModelConfig = field(default_factory=ModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    output_dir: str = MISSING
+    resume: bool = False
+    progress: bool = True  # show a progress bar
+    teachers_dir: str = "results/teachers"
+
+
+# Keys that do not change what a run computes; left out of the config hash.
+NON_SEMANTIC_KEYS = (
+    "output_dir",
+    "resume",
+    "progress",
+    "teachers_dir",
+    "teacher.checkpoint",
+    "train.num_workers",
+    "train.log_interval",
+    "train.checkpoint_interval",
+)

@@ -1,0 +1,15 @@
+"""Datasets: one registry, official splits, the tuning hold-out and the training pipeline.
+
+Registering a dataset means one module in this package that decorates a
+:class:`~bench.data.base.SegmentationDataset` subclass with ``@DATASETS.register("name")`` and one
+``conf/dataset/<name>.yaml``.
+"""
+
+from bench.registry import Registry
+
+DATASETS: Registry = Registry("dataset", package="bench.data.sets")
+
+from bench.data.base import SegmentationDataset  # noqa: E402
+from bench.data.splits import build_split, holdout_indices  # noqa: E402
+
+__all__ = ["DATASETS", "SegmentationDataset", "build_split", "holdout_indices"]

@@ -1,0 +1,126 @@
+"""File-backed datasets: root resolution, layout checks, and safe image/label decoding.
+
+A subclass describes its official layout (:attr:`FileDataset.layout`, :attr:`FileDataset.source`),
+lists the ``(image, label)`` file pairs of a split and maps raw label values to training ids. Decoding
+happens in ``__getitem__`` (so in DataLoader workers); a corrupt file or an image/label pair of
+different sizes raises :class:`~bench.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.config.schema import DatasetConfig
+from bench.data.base import Sample, SegmentationDataset
+from bench.errors import DataError
+from bench.evaluation.metrics import reduce_zero_label
+
+DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
+
+
+class FileDataset(SegmentationDataset):
+    """A dataset read from files under ``dataset.root``.
+
+    Subclasses set :attr:`folder` (the dataset's folder name under ``$SEGKD_DATA_ROOT``),
+    :attr:`layout` (the expected tree, shown in errors), :attr:`source` (where to get the data) and
+    implement :meth:`list_pairs`; they may override :meth:`map_label`.
+    """
+
+    folder: ClassVar[str] = ""
+    layout: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+
+    def __init__(self, cfg: DatasetConfig, split: str) -> None:
+        super().__init__(cfg, split)
+        self.root = self.resolve_root(cfg)
+        self.pairs = self.list_pairs(self.root, split)
+        if not self.pairs:
+            raise self.layout_error(f"no {split} images found under {self.root}")
+
+    # -------------------------------------------------------------- to override
+    def list_pairs(self, root: Path, split: str) -> list[tuple[Path, Path]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def map_label(self, raw: np.ndarray) -> np.ndarray:
+        """Raw label values → training ids (ignore → ``cfg.ignore_index``); identity by default."""
+        return raw
+
+    # -------------------------------------------------------------- shared
+    @classmethod
+    def resolve_root(cls, cfg: DatasetConfig) -> Path:
+        """``dataset.root``, else ``$SEGKD_DATA_ROOT/<folder>``; an error naming the layout if absent."""
+        if cfg.root:
+            root = Path(cfg.root).expanduser()
+        elif os.environ.get(DATA_ROOT_ENV) and cls.folder:
+            root = Path(os.environ[DATA_ROOT_ENV]) / cls.folder
+        else:
+            raise cls.layout_error(
+                f"dataset.root is not set; pass dataset.root=/path/to/{cls.folder or 'data'} or set "
+                f"${DATA_ROOT_ENV} to the folder that contains '{cls.folder}'",
+                cfg.name,
+            )
+        if not root.is_dir():
+            raise cls.layout_error(f"dataset root {root} does not exist", cfg.name)
+        return root
+
+    @classmethod
+    def layout_error(cls, problem: str, name: str | None = None) -> DataError:
+        where = f"\nGet the data: {cls.source}" if cls.source else ""
+        return DataError(
+            f"{problem}.\nExpected layout of '{name or cls.folder}':\n{cls.layout.rstrip()}{where}"
+        )
+
+    def require(self, *paths: Path) -> None:
+        """Fail with the layout if any of ``paths`` is missing."""
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise self.layout_error(f"missing {', '.join(missing)}")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        image_path, label_path = self.pairs[index]
+        image = read_image(image_path)
+        raw = read_label(label_path)
+        if tuple(image.shape[-2:]) != raw.shape:
+            raise DataError(
+                f"image {image_path} is {tuple(image.shape[-2:])} but its label {label_path} "
+                f"is {raw.shape} (height, width); the pair must have the same size"
+            )
+        label = torch.from_numpy(self.map_label(raw).astype(np.int64))
+        if self.cfg.reduce_zero_label:
+            label = reduce_zero_label(label, self.cfg.ignore_index)
+        return image, label
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """RGB uint8 ``[3, H, W]``."""
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def read_label(path: Path) -> np.ndarray:
+    """A label PNG as an ``[H, W]`` array of raw values; palette PNGs give their indices."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise DataError(
+                    f"label {path} has mode {im.mode}; expected a single-channel or palette "
+                    "PNG of class indices"
+                )
+            return np.array(im)
+    except DataError:
+        raise
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read label {path}: {e}") from None

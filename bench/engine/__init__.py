@@ -1,0 +1,1 @@
+"""Training of one run: optimizer and schedule, the loop, checkpoints and callbacks."""

@@ -1,0 +1,382 @@
+"""Training of one run: config in, result row out.
+
+The loop keeps the device busy: the losses, the running sums for logging and the NaN/inf watch all
+stay on the device and the host reads them only every ``train.log_interval`` steps. A non-finite loss
+is still reported with the exact step and term at which it first appeared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import resource
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from bench.config.compose import config_hash, to_dict
+from bench.config.schema import RunConfig
+from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
+from bench.data.splits import build_split
+from bench.engine.checkpoint import (
+    check_output_dir,
+    finished_row,
+    load_checkpoint,
+    save_checkpoint,
+)
+from bench.engine.optim import build_optimizer, build_scheduler
+from bench.errors import NonFiniteLossError
+from bench.evaluation import Metrics, eval_loader, evaluate
+from bench.methods import TERMS, Objective, TermContext
+from bench.models import build_model, count_parameters
+from bench.results import environment, write_row
+from bench.teachers import FrozenTeacher, load_teacher
+from bench.utils.io import save_torch_atomic
+from bench.utils.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger("bench")
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Callback:
+    """Hooks into a run. Raising from a hook stops the run (e.g. ``optuna.TrialPruned``)."""
+
+    def on_validation(self, step: int, metrics: Metrics) -> None:
+        """After each intermediate validation (every ``train.val_interval`` steps)."""
+
+    def on_step_end(self, step: int) -> None:
+        """After every optimizer step; ``step`` counts completed steps. Must not sync the device."""
+
+
+class Trainer:
+    """Builds everything a run needs from its config; :meth:`fit` trains, evaluates and records."""
+
+    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = (), label: str | None = None) -> None:
+        self.cfg = cfg
+        self.callbacks = list(callbacks)
+        self.label = label or f"{cfg.method.name}/{cfg.student.name}/seed{cfg.seed}"
+        self.out = Path(cfg.output_dir)
+        self.hash = config_hash(cfg)
+        self.device = resolve_device(cfg.device)
+        self.dtype = PRECISIONS[cfg.train.precision]
+        seed_everything(cfg.seed, cfg.train.deterministic)
+
+        ds = cfg.dataset
+        self.train_set = build_split(ds, cfg.train.split)
+        self.eval_set = build_split(ds, cfg.eval.split)
+        self._eval_loader: DataLoader | None = None
+        self.student = build_model(cfg.student, ds.num_classes, role="student").to(self.device)
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.student.to(memory_format=self.memory_format)
+
+        needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
+        self.teacher: FrozenTeacher | None = None
+        self.teacher_info: dict[str, Any] | None = None
+        teacher_channels: dict[str, Any] = {}
+        if needs_teacher:
+            model, path, digest = load_teacher(cfg, self.device)
+            model.to(memory_format=self.memory_format)
+            teacher_channels = model.tap_channels()
+            self.teacher_info = {"path": str(path), "sha256": digest}
+            self._teacher_model = model
+        ctx = TermContext(
+            num_classes=ds.num_classes,
+            ignore_index=ds.ignore_index,
+            student_channels=self.student.tap_channels(),
+            teacher_channels=teacher_channels,
+            total_steps=cfg.train.iterations,
+        )
+        self.objective = Objective(cfg.method, ctx, cfg.train.aux_weight).to(self.device)
+        if needs_teacher:
+            self.teacher = FrozenTeacher(self._teacher_model, self.objective.teacher_taps)
+
+        head = {id(p) for p in self.student.head_parameters()}
+        mult = cfg.train.optimizer.head_lr_mult
+        groups = [
+            {"params": [p for p in self.student.parameters() if id(p) not in head], "lr_mult": 1.0},
+            {"params": [p for p in self.student.parameters() if id(p) in head], "lr_mult": mult},
+            {"params": list(self.objective.parameters()), "lr_mult": mult},
+        ]
+        self.optimizer = build_optimizer([g for g in groups if g["params"]], cfg.train.optimizer)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.train.schedule, cfg.train.iterations, cfg.train.optimizer.lr
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+        self._step_seconds = 0.0  # summed over timed log intervals (the first one is warm-up)
+        self._timed_steps = 0
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config_hash": self.hash,
+            "step": self.step,
+            "student": self.student.state_dict(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "timing": [self.train_seconds, self._step_seconds, self._timed_steps],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.student.load_state_dict(state["student"])
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.history = state["history"]
+        self.train_seconds, self._step_seconds, self._timed_steps = state["timing"]
+
+    # ------------------------------------------------------------------ run
+    def fit(self) -> dict[str, Any]:
+        """Train (or resume), evaluate on ``eval.split`` and write the result row; returns the row."""
+        cfg = self.cfg
+        if cfg.resume:
+            row = finished_row(self.out, self.hash)
+            if row is not None:
+                log.info("%s: finished run with the same config found, reusing it", self.out)
+                return row
+            state = load_checkpoint(self.out, self.hash)
+            if state is not None:
+                self.load_state_dict(state)
+                log.info("%s: resuming at step %d", self.out, self.step)
+        else:
+            check_output_dir(self.out, resume=False)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+        wall_start = time.perf_counter()
+        with _graceful_interrupt() as interrupted:
+            self._train_loop(interrupted)
+        metrics = self.validate()
+        row = self._result_row(metrics, time.perf_counter() - wall_start)
+        save_torch_atomic(
+            self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
+        )
+        return write_row(self.out, row)
+
+    def validate(self) -> Metrics:
+        if self._eval_loader is None:
+            self._eval_loader = eval_loader(
+                self.eval_set, self.cfg.eval, self.cfg.train.num_workers, self.device.type == "cuda"
+            )
+        return evaluate(
+            self.student,
+            self._eval_loader,
+            self.cfg.eval,
+            self.cfg.dataset.num_classes,
+            self.cfg.dataset.ignore_index,
+            self.device,
+            self.dtype,
+        )
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        t, ds = self.cfg.train, self.cfg.dataset
+        view = AugmentedView(self.train_set, t.augment, t.crop_size, ds.ignore_index)
+        sampler = TrainBatchSampler(len(view), t.batch_size, self.cfg.seed, t.iterations, self.step)
+        loader = make_loader(view, sampler, num_workers=t.num_workers, pin_memory=self.device.type == "cuda")
+        for images, labels in loader:
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            yield images, labels.to(self.device, non_blocking=True)
+
+    def _train_loop(self, interrupted: threading.Event) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        names = self.objective.part_names
+        part_sum = torch.zeros(len(names), device=self.device)
+        first_bad = torch.full((len(names),), -1, dtype=torch.long, device=self.device)
+        logged_at, interval_steps, first_interval = self.step, 0, True
+        clock = _IntervalClock()
+        self.student.train()
+        bar = tqdm(
+            total=t.iterations,
+            initial=self.step,
+            disable=not cfg.progress,
+            desc=self.label,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
+        try:
+            for images, labels in self._batches():
+                step = self.step
+                parts = self._train_step(images, labels, step)
+                part_sum += parts
+                first_bad = torch.where((~torch.isfinite(parts)) & (first_bad < 0), step, first_bad)
+                self.step += 1
+                interval_steps += 1
+                bar.update(1)
+                for cb in self.callbacks:
+                    cb.on_step_end(self.step)
+
+                done = self.step == t.iterations
+                if self.step % t.log_interval == 0 or done:
+                    # The only host sync of the loop.
+                    bad = first_bad.cpu()
+                    if (bad >= 0).any():
+                        i = int(torch.where(bad >= 0, bad, bad.max() + 1).argmin())
+                        raise NonFiniteLossError(int(bad[i]) + 1, names[i])
+                    means = (part_sum / (self.step - logged_at)).tolist()
+                    elapsed = clock.lap()
+                    self.train_seconds += elapsed
+                    if not first_interval or done:  # the first interval includes warm-up
+                        self._step_seconds += elapsed
+                        self._timed_steps += interval_steps
+                    entry = {
+                        "step": self.step,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "loss": sum(means),
+                        **dict(zip(names, means, strict=True)),
+                    }
+                    self.history.append(entry)
+                    bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
+                    part_sum.zero_()
+                    logged_at, interval_steps, first_interval = self.step, 0, False
+                if t.val_interval and self.step % t.val_interval == 0 and not done:
+                    with clock.paused():
+                        self._intermediate_validation()
+                if (t.checkpoint_interval and self.step % t.checkpoint_interval == 0) or done:
+                    with clock.paused():
+                        save_checkpoint(self.out, self.state_dict())
+                if interrupted.is_set():
+                    save_checkpoint(self.out, self.state_dict())
+                    raise KeyboardInterrupt(
+                        f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
+                        "resume=true to continue"
+                    )
+        finally:
+            bar.close()
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+        t = self.cfg.train
+        with torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
+            student = self.student(images)
+            teacher = self.teacher(images) if self.teacher is not None else None
+            loss, parts = self.objective(student, teacher, labels, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if t.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], t.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return parts
+
+    def _intermediate_validation(self) -> None:
+        metrics = self.validate()
+        self.history.append({"step": self.step, "val_miou": metrics.miou})
+        log.debug("step %d: %s mIoU %.4f", self.step, self.cfg.eval.split, metrics.miou)
+        for cb in self.callbacks:
+            cb.on_validation(self.step, metrics)
+
+    def _result_row(self, metrics: Metrics, wall: float) -> dict[str, Any]:
+        cfg = self.cfg
+        total, active = count_parameters(
+            self.student, tuple(cfg.train.crop_size or _sample_size(self.eval_set))
+        )
+        step_s = self._step_seconds / max(self._timed_steps, 1)
+        if self.device.type == "cuda":
+            peak, kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
+        else:
+            peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
+        names = getattr(self.eval_set, "class_names", None)
+        return {
+            "dataset": cfg.dataset.name,
+            "student": cfg.student.name,
+            "teacher": cfg.teacher.name if self.teacher is not None else None,
+            "method": cfg.method.name,
+            "seed": cfg.seed,
+            "split": cfg.eval.split,
+            "train_split": cfg.train.split,
+            "metrics": {**metrics.as_dict(), "class_names": names},
+            "config_hash": self.hash,
+            "config": to_dict(cfg),
+            "teacher_checkpoint": self.teacher_info,
+            "model": {
+                "params_total": total,
+                "params_active": active,
+                "encoder_weights": cfg.student.encoder_weights,
+            },
+            "cost": {
+                "wall_seconds": wall,
+                "train_seconds": self.train_seconds,
+                "iterations": cfg.train.iterations,
+                "step_time_ms": 1000 * step_s,
+                "images_per_s": cfg.train.batch_size / step_s if step_s > 0 else None,
+                "peak_mem_mb": peak,
+                "peak_mem_kind": kind,
+            },
+            "environment": environment(self.device),
+            "history": self.history,
+        }
+
+
+class _IntervalClock:
+    """Seconds of training between laps, leaving out time spent in :meth:`paused` blocks."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._excluded = 0.0
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed = now - self._start - self._excluded
+        self._start, self._excluded = now, 0.0
+        return elapsed
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._excluded += time.perf_counter() - start
+
+
+def _sample_size(dataset: Any) -> tuple[int, int]:
+    return tuple(dataset[0][1].shape[-2:])
+
+
+@contextlib.contextmanager
+def _graceful_interrupt() -> Iterator[threading.Event]:
+    """The first Ctrl-C asks the loop to checkpoint and stop at the next step; a second one aborts."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (press again to abort)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_run(cfg: RunConfig, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train, evaluate and record one run; returns its result row."""
+    return Trainer(cfg, callbacks).fit()

@@ -1,0 +1,69 @@
+"""Evaluation: metrics, inference protocols and :func:`evaluate` over a dataset split."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from bench.config.schema import EvalConfig
+from bench.data.pipeline import make_loader
+from bench.evaluation.inference import predict, slide_inference
+from bench.evaluation.metrics import (
+    ConfusionMeter,
+    Metrics,
+    confusion_matrix,
+    metrics_from_confusion,
+    reduce_zero_label,
+)
+from bench.models.segmenter import Segmenter
+
+
+def eval_loader(
+    dataset: Dataset, cfg: EvalConfig, num_workers: int = 0, pin_memory: bool = False
+) -> DataLoader:
+    """The loader :func:`evaluate` iterates (build it once to reuse workers across validations)."""
+    if cfg.max_images and cfg.max_images < len(dataset):
+        dataset = Subset(dataset, range(cfg.max_images))
+    return make_loader(dataset, batch_size=cfg.batch_size, num_workers=num_workers, pin_memory=pin_memory)
+
+
+def evaluate(
+    model: Segmenter,
+    data: Dataset | DataLoader,
+    cfg: EvalConfig,
+    num_classes: int,
+    ignore_index: int,
+    device: torch.device,
+    precision: torch.dtype | None = None,
+) -> Metrics:
+    """Score ``model`` on a dataset (or a loader from :func:`eval_loader`) under protocol ``cfg``.
+
+    The model is put in eval mode and restored to its previous mode afterwards.
+    """
+    loader = data if isinstance(data, DataLoader) else eval_loader(data, cfg)
+    meter = ConfusionMeter(num_classes, ignore_index)
+    was_training = model.training
+    model.eval()
+    try:
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+                probs = predict(model, images, cfg)
+            meter.update(probs.argmax(1), labels)
+    finally:
+        model.train(was_training)
+    return meter.compute()
+
+
+__all__ = [
+    "ConfusionMeter",
+    "Metrics",
+    "confusion_matrix",
+    "eval_loader",
+    "evaluate",
+    "metrics_from_confusion",
+    "predict",
+    "reduce_zero_label",
+    "slide_inference",
+]

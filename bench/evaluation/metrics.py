@@ -1,0 +1,93 @@
+"""Confusion-matrix segmentation metrics (mIoU, pixel accuracy, mean accuracy, per-class IoU).
+
+Conventions (those of mmsegmentation and the CIRKD codebase):
+
+- Pixels whose ground truth is ``ignore_index`` are left out entirely.
+- ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``. A class absent from both ground truth and prediction over
+  the whole evaluated set has 0/0 and is reported as NaN and **excluded from the mean** (mIoU is
+  the mean over classes that appear in the ground truth or the prediction). A class predicted but
+  absent from the ground truth has IoU 0 and counts.
+- ``aAcc = Σ TP / Σ valid pixels``; ``mAcc`` = mean over classes present in the ground truth of
+  ``TP_c / (TP_c + FN_c)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
+    """``[C, C]`` int64 counts, rows = ground truth, columns = prediction, ignore pixels dropped."""
+    valid = target != ignore_index
+    if (target[valid] >= num_classes).any() or (target[valid] < 0).any():
+        bad = target[valid & ((target >= num_classes) | (target < 0))].unique().tolist()
+        raise ValueError(f"labels {bad} are outside 0..{num_classes - 1} and not ignore_index={ignore_index}")
+    idx = target[valid].long() * num_classes + pred[valid].long()
+    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def reduce_zero_label(label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """ADE20K convention: label 0 ("other") → ignore, every other label k → k − 1."""
+    out = label.long() - 1
+    out[(label == 0) | (label == ignore_index)] = ignore_index
+    return out
+
+
+@dataclass
+class Metrics:
+    miou: float
+    aacc: float
+    macc: float
+    iou: list[float]  # per class, NaN where the class is absent from ground truth and prediction
+    acc: list[float]  # per class, NaN where the class is absent from the ground truth
+
+    def as_dict(self) -> dict:
+        nan_to_none = lambda xs: [None if math.isnan(x) else x for x in xs]  # noqa: E731 (JSON has no NaN)
+        return {
+            "miou": self.miou,
+            "aacc": self.aacc,
+            "macc": self.macc,
+            "iou": nan_to_none(self.iou),
+            "acc": nan_to_none(self.acc),
+        }
+
+
+def metrics_from_confusion(cm: torch.Tensor) -> Metrics:
+    """Metrics from a ``[C, C]`` confusion matrix (rows = ground truth)."""
+    cm = cm.double().cpu()
+    tp = cm.diag()
+    gt = cm.sum(1)
+    pred = cm.sum(0)
+    union = gt + pred - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    acc = torch.where(gt > 0, tp / gt.clamp(min=1), torch.full_like(tp, float("nan")))
+    total = cm.sum()
+    return Metrics(
+        miou=float(iou.nanmean()) if (union > 0).any() else float("nan"),
+        aacc=float(tp.sum() / total) if total > 0 else float("nan"),
+        macc=float(acc.nanmean()) if (gt > 0).any() else float("nan"),
+        iou=iou.tolist(),
+        acc=acc.tolist(),
+    )
+
+
+class ConfusionMeter:
+    """Accumulates a confusion matrix on the predictions' device; one host sync in :meth:`compute`."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.cm: torch.Tensor | None = None
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        self.cm = cm if self.cm is None else self.cm + cm
+
+    def compute(self) -> Metrics:
+        if self.cm is None:
+            raise ValueError("no predictions were added")
+        return metrics_from_confusion(self.cm)

@@ -1,0 +1,42 @@
+"""KD methods: the registry of loss terms, and how a method config becomes a training objective.
+
+A *method* is a config (``conf/method/<name>.yaml``) listing loss terms with weights; a *term* is one
+registered module in :mod:`bench.methods.terms`. Compute any term on plain tensors::
+
+    from bench.methods import build_term
+    from bench.models import Taps
+    kd = build_term("kd", temperature=4.0)
+    loss = kd(Taps.from_logits(student_logits), Taps.from_logits(teacher_logits))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bench.errors import ConfigError
+from bench.registry import Registry
+
+TERMS: Registry = Registry("KD loss term", package="bench.methods.terms")
+
+from bench.methods.base import LossTerm, TermContext  # noqa: E402
+from bench.methods.objective import Objective, cross_entropy  # noqa: E402
+
+
+def build_term(name: str, ctx: TermContext | None = None, **params: Any) -> LossTerm:
+    """A registered term with its parameters validated against the term's config class.
+
+    ``ctx`` defaults to a context without channel information, enough for logit terms; terms with
+    adapters need ``student_channels``/``teacher_channels``.
+    """
+    cls = TERMS.get(name)
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Config), params))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"term '{name}': {str(e).splitlines()[0]}") from None
+    return cls(cfg, ctx or TermContext(num_classes=0))
+
+
+__all__ = ["TERMS", "LossTerm", "Objective", "TermContext", "build_term", "cross_entropy"]

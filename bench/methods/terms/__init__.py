@@ -1,0 +1,1 @@
+"""One module per KD loss term; each registers itself in :data:`bench.methods.TERMS`."""

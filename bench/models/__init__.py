@@ -1,0 +1,76 @@
+"""Models: one registry of architectures (smp-based) and :func:`build_model` for presets.
+
+Registering an architecture means one module in :mod:`bench.models.archs` decorating a builder
+``(cfg, num_classes, encoder_weights) -> smp model`` with ``@MODELS.register("name")``; presets are
+``conf/student/*.yaml`` and ``conf/teacher/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from bench.config.schema import ModelConfig
+from bench.errors import CheckpointError, ConfigError
+from bench.registry import Registry
+
+MODELS: Registry = Registry("architecture", package="bench.models.archs")
+
+from bench.models.segmenter import FCNHead, Segmenter, count_parameters, pad_to_multiple  # noqa: E402
+from bench.models.taps import Taps, upsample  # noqa: E402
+
+
+def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Segmenter:
+    """Build a :class:`Segmenter` from a model preset.
+
+    ``encoder_weights``: null (random init), ``imagenet`` (smp fetches them; needs network access)
+    or the path to an encoder state dict (``.pth``/``.pt``/``.safetensors``).
+    """
+    builder = MODELS.get(cfg.arch)
+    weights = cfg.encoder_weights
+    local = weights is not None and weights != "imagenet"
+    try:
+        net = builder(cfg, num_classes, None if local else weights)
+    except TypeError as e:  # a misspelled key in encoder_kwargs / decoder_kwargs
+        raise ConfigError(f"{role}: {e}; check {role}.encoder_kwargs and {role}.decoder_kwargs") from None
+    except (OSError, RuntimeError) as e:
+        if weights == "imagenet":
+            raise ConfigError(
+                f"{role}.encoder_weights=imagenet: could not fetch weights for '{cfg.encoder}' ({e}). "
+                f"Offline? Download them once and pass {role}.encoder_weights=/path/to/weights.pth"
+            ) from None
+        raise
+    if local:
+        _load_encoder_weights(net.encoder, Path(weights), role)
+    aux = None
+    if cfg.aux_head:
+        stages = net.encoder.out_channels
+        if not -len(stages) < cfg.aux_stage < len(stages):
+            raise ConfigError(f"{role}.aux_stage={cfg.aux_stage} but the encoder has {len(stages)} outputs")
+        aux = FCNHead(stages[cfg.aux_stage], cfg.aux_channels, num_classes, cfg.aux_dropout)
+    return Segmenter(net, aux, cfg.aux_stage, cfg.output_stride, cfg.mean, cfg.std)
+
+
+def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> None:
+    if not path.is_file():
+        raise ConfigError(f"{role}.encoder_weights={path}: file not found (use null, imagenet or a path)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = encoder.state_dict().keys()
+    if not set(own) & set(state) and any(k.startswith("model.") for k in own):
+        state = {f"model.{k}": v for k, v in state.items()}  # timm-universal encoders nest under model.
+    result = encoder.load_state_dict(state, strict=False)
+    if result.missing_keys:
+        raise CheckpointError(
+            f"{role}.encoder_weights={path} does not fit encoder; {len(result.missing_keys)} weights "
+            f"missing, e.g. {result.missing_keys[:3]}"
+        )
+
+
+__all__ = ["MODELS", "Segmenter", "Taps", "build_model", "count_parameters", "pad_to_multiple", "upsample"]

@@ -1,0 +1,54 @@
+"""Train a teacher and store it under its key: ``python -m bench.teacher dataset=... teacher=...``."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from omegaconf import OmegaConf
+
+from bench.cli import run_cli
+from bench.config import ModelConfig, RunConfig, compose_raw, validate
+from bench.engine.trainer import Trainer
+from bench.teachers import save_teacher, teacher_path
+
+log = logging.getLogger("bench")
+
+USAGE = """usage: python -m bench.teacher [--cfg] [dataset=...] [teacher=...] [key=value ...]
+
+Trains the teacher preset with CE (+ aux CE) under conf/train/<dataset>_teacher.yaml and saves it to
+<teachers_dir>/<dataset>/<teacher>.pt, where student runs look it up."""
+
+
+def teacher_config(overrides: list[str]) -> RunConfig:
+    """The run config that trains the ``teacher`` preset as the network (method: baseline)."""
+    raw = compose_raw(overrides, "teacher_run")
+    network = {k: v for k, v in raw.teacher.items() if k != "checkpoint"}
+    raw.student = OmegaConf.merge(OmegaConf.structured(ModelConfig), network)
+    return validate(raw)
+
+
+def train_teacher(cfg: RunConfig) -> dict:
+    """Train the teacher network of ``cfg`` and store it; returns the run's result row."""
+    trainer = Trainer(cfg, label=f"teacher {cfg.teacher.name}/seed{cfg.seed}")
+    row = trainer.fit()
+    weights = torch.load(trainer.out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
+    trainer.student.load_state_dict(weights)
+    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"])
+    log.info(
+        "teacher %s on %s: %s mIoU %.2f, saved to %s",
+        cfg.teacher.name,
+        cfg.dataset.name,
+        row["split"],
+        100 * row["metrics"]["miou"],
+        path,
+    )
+    return row
+
+
+def main(overrides: list[str]) -> None:
+    train_teacher(teacher_config(overrides))
+
+
+if __name__ == "__main__":
+    run_cli(main, "teacher_run", USAGE)

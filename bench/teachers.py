@@ -1,0 +1,120 @@
+"""Teacher checkpoints: saved by ``make teacher`` under a key, loaded by key or explicit path.
+
+The key is ``<teachers_dir>/<dataset>/<teacher preset>.pt``. A checkpoint records the architecture,
+the class count and the dataset it was trained on; loading one into a run with a different
+architecture, class count or dataset is an error — never a silently random or mismatched teacher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.config.schema import ModelConfig, RunConfig, TeacherConfig
+from bench.errors import CheckpointError
+from bench.models import Segmenter, build_model
+from bench.models.taps import Taps
+from bench.utils.io import save_torch_atomic, sha256_file
+
+# Fields that define the network; weights source, name and checkpoint path do not.
+ARCH_FIELDS = (
+    "arch",
+    "encoder",
+    "encoder_kwargs",
+    "output_stride",
+    "decoder_kwargs",
+    "aux_head",
+    "aux_stage",
+    "aux_channels",
+    "mean",
+    "std",
+)
+
+
+def teacher_path(cfg: RunConfig) -> Path:
+    """The checkpoint a run uses: ``teacher.checkpoint`` if set, else the key path."""
+    if cfg.teacher.checkpoint:
+        return Path(cfg.teacher.checkpoint)
+    return Path(cfg.teachers_dir) / cfg.dataset.name / f"{cfg.teacher.name}.pt"
+
+
+def save_teacher(
+    path: Path, model: Segmenter, model_cfg: ModelConfig, run: RunConfig, metrics: dict[str, Any]
+) -> Path:
+    """Store a trained network as a teacher checkpoint (atomically)."""
+    meta = {
+        "dataset": run.dataset.name,
+        "num_classes": run.dataset.num_classes,
+        "model": {k: getattr(model_cfg, k) for k in ("name", *ARCH_FIELDS)},
+        "metrics": metrics,
+        "seed": run.seed,
+    }
+    return save_torch_atomic(path, {"state_dict": model.state_dict(), "meta": meta})
+
+
+def read_teacher_meta(path: Path) -> dict[str, Any]:
+    """What a teacher checkpoint says about itself (dataset, classes, architecture, metrics)."""
+    return torch.load(path, map_location="cpu", weights_only=False)["meta"]
+
+
+def load_teacher(cfg: RunConfig, device: torch.device) -> tuple[Segmenter, Path, str]:
+    """Build the teacher, load and check its checkpoint; returns (model, path, sha256)."""
+    path = teacher_path(cfg)
+    if not path.is_file():
+        how = (
+            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}`"
+            if not cfg.teacher.checkpoint
+            else "the path"
+        )
+        raise CheckpointError(
+            f"no teacher checkpoint at {path} (dataset '{cfg.dataset.name}', teacher "
+            f"'{cfg.teacher.name}'); train one with {how}, or pass teacher.checkpoint=/path/to/teacher.pt"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        meta, state = ckpt["meta"], ckpt["state_dict"]
+    except Exception as e:
+        raise CheckpointError(f"teacher checkpoint {path} is not readable ({e})") from None
+    _check_meta(meta, cfg, path)
+    model_cfg = TeacherConfig(**{**asdict(cfg.teacher), "encoder_weights": None})
+    model = build_model(model_cfg, cfg.dataset.num_classes, role="teacher")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"teacher checkpoint {path} does not fit teacher '{cfg.teacher.name}': {str(e).splitlines()[0]}"
+        ) from None
+    model.to(device).eval().requires_grad_(False)
+    return model, path, sha256_file(path)
+
+
+def _check_meta(meta: dict, cfg: RunConfig, path: Path) -> None:
+    problems = []
+    if meta["num_classes"] != cfg.dataset.num_classes:
+        problems.append(f"{meta['num_classes']} classes, the dataset has {cfg.dataset.num_classes}")
+    if meta["dataset"] != cfg.dataset.name:
+        problems.append(f"trained on dataset '{meta['dataset']}', this run uses '{cfg.dataset.name}'")
+    for key in ARCH_FIELDS:
+        want, have = getattr(cfg.teacher, key), meta["model"].get(key)
+        if want != have:
+            problems.append(f"teacher.{key} is {want!r} in the config but {have!r} in the checkpoint")
+    if problems:
+        raise CheckpointError(f"teacher checkpoint {path} does not match this run: " + "; ".join(problems))
+
+
+class FrozenTeacher:
+    """Runs the teacher in eval mode under ``torch.inference_mode`` and hands out the needed taps."""
+
+    def __init__(self, model: Segmenter, taps: set[str]) -> None:
+        self.model = model
+        self.taps = taps
+
+    def __call__(self, images: torch.Tensor) -> Taps:
+        with torch.inference_mode():
+            out = self.model(images)
+            if "logits" in self.taps:
+                out.logits  # noqa: B018 - materialise the upsampled logits inside inference mode
+        return out.detached_copy(self.taps)

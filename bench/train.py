@@ -1,0 +1,35 @@
+"""Train one run: ``python -m bench.train [key=value ...]`` (``make train``)."""
+
+from __future__ import annotations
+
+import logging
+
+from bench.cli import run_cli
+from bench.config import load_config
+from bench.engine.trainer import train_run
+
+log = logging.getLogger("bench")
+
+USAGE = """usage: python -m bench.train [--cfg] [key=value ...]
+
+Trains the student on the dataset with the method's loss, evaluates it on eval.split and writes
+<output_dir>/result.json. Example: python -m bench.train method=kd train.iterations=500 seed=1"""
+
+
+def main(overrides: list[str]) -> None:
+    cfg = load_config(overrides, "run")
+    row = train_run(cfg)
+    log.info(
+        "%s %s/%s seed %d: %s mIoU %.2f  (result: %s/result.json)",
+        cfg.method.name,
+        cfg.dataset.name,
+        cfg.student.name,
+        cfg.seed,
+        row["split"],
+        100 * row["metrics"]["miou"],
+        cfg.output_dir,
+    )
+
+
+if __name__ == "__main__":
+    run_cli(main, "run", USAGE)

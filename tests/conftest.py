@@ -1,0 +1,39 @@
+"""Shared fixtures: CPU-sized configs composed from the real conf/ files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import RunConfig, load_config
+
+# Small enough that a run takes about a second on one CPU core.
+TINY_SYNTHETIC = ["dataset.train_size=24", "dataset.val_size=6", "dataset.image_size=[32,32]"]
+TINY_TRAIN = [
+    "train.iterations=6",
+    "train.batch_size=4",
+    "train.log_interval=2",
+    "train.checkpoint_interval=0",
+    "train.schedule.warmup_iters=2",
+    "progress=false",
+    "device=cpu",
+]
+TINY = TINY_SYNTHETIC + TINY_TRAIN
+
+
+def tiny_config(tmp: Path, *overrides: str, config_name: str = "run") -> RunConfig:
+    return load_config(
+        [*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}", *overrides], config_name
+    )
+
+
+@pytest.fixture(scope="session")
+def teachers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a (briefly) trained synthetic teacher under its key."""
+    from bench.teacher import teacher_config, train_teacher
+
+    tmp = tmp_path_factory.mktemp("teacher")
+    cfg = teacher_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"])
+    train_teacher(cfg)
+    return tmp / "teachers"

@@ -1,0 +1,71 @@
+"""Inference protocols: stride padding, sliding window and flip, on models with known behaviour."""
+
+import pytest
+import torch
+from torch import nn
+
+from bench.config.schema import EvalConfig
+from bench.evaluation import evaluate, predict
+from bench.models import Taps
+
+
+class Pointwise(nn.Module):
+    """Logits depend on each pixel alone: any window, padding or flip must give the same answer."""
+
+    def __init__(self, output_stride: int = 8) -> None:
+        super().__init__()
+        self.output_stride = output_stride
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.shapes: list[tuple[int, int]] = []
+
+    def forward(self, images):
+        self.shapes.append(tuple(images.shape[-2:]))
+        return Taps.from_logits(self.conv(images.float() / 255))
+
+
+def _images(h=37, w=53):
+    return torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8)
+
+
+def test_whole_image_pads_to_the_output_stride_and_crops_back():
+    model, images = Pointwise(8), _images()
+    probs = predict(model, images, EvalConfig(mode="whole"))
+    assert probs.shape == (2, 4, 37, 53)
+    assert model.shapes == [(40, 56)]
+    expected = model.conv(images.float() / 255).softmax(1)
+    torch.testing.assert_close(probs, expected)
+
+
+@pytest.mark.parametrize(("crop", "stride"), [([16, 16], [8, 8]), ([24, 32], [16, 11]), ([64, 64], [32, 32])])
+def test_slide_equals_whole_for_a_pointwise_model(crop, stride):
+    model, images = Pointwise(8), _images()
+    whole = predict(model, images, EvalConfig(mode="whole"))
+    slide = predict(model, images, EvalConfig(mode="slide", crop_size=crop, stride=stride))
+    torch.testing.assert_close(slide, whole)
+
+
+def test_slide_windows_cover_the_image_with_border_aligned_last_window():
+    model = Pointwise(1)
+    predict(model, _images(20, 30), EvalConfig(mode="slide", crop_size=[10, 10], stride=[7, 7]))
+    assert len(model.shapes) == 3 * 4 and set(model.shapes) == {(10, 10)}  # rows 0,7,10; cols 0,7,14,20
+
+
+def test_flip_averages_with_the_mirrored_prediction():
+    class LeftBiased(Pointwise):
+        def forward(self, images):
+            x = torch.linspace(0, 1, images.shape[-1]).expand(images.shape[0], 1, *images.shape[-2:])
+            return Taps.from_logits(torch.cat([x, 1 - x], 1) * 4)
+
+    model, images = LeftBiased(1), _images(4, 9)
+    plain = predict(model, images, EvalConfig(flip=False))
+    flipped = predict(model, images, EvalConfig(flip=True))
+    torch.testing.assert_close(flipped, torch.full_like(flipped, 0.5))  # position bias cancels out
+    assert not torch.allclose(plain, flipped)
+
+
+def test_evaluate_restores_train_mode_and_scores():
+    model = Pointwise(8).train()
+    data = [(img, torch.zeros(37, 53, dtype=torch.long)) for img in _images()]
+    metrics = evaluate(model, data, EvalConfig(), num_classes=4, ignore_index=255, device=torch.device("cpu"))
+    assert model.training
+    assert 0 <= metrics.aacc <= 1 and len(metrics.iou) == 4
