@@ -62,11 +62,27 @@ class TeacherConfig(ModelConfig):
 
 
 @dataclass
+class WeightScheduleConfig:
+    """A multiplier of a loss weight over training: ``start → end`` as training progresses.
+
+    ``shape``: ``constant`` (always ``start``), ``linear`` (``start + (end − start)·p`` with progress
+    ``p = step / iterations``) or ``stairs`` (the same, with ``p`` floored to ``1/stages`` steps — e.g.
+    AICSD's per-epoch Adaptive Loss Weighting ``α = ⌊epoch⌋ / E`` with ``stages = E``).
+    """
+
+    shape: str = "constant"  # constant | linear | stairs
+    start: float = 1.0
+    end: float = 1.0
+    stages: int = 1
+
+
+@dataclass
 class TermConfig:
     """Keys common to every KD loss term; each term's class extends this with its parameters."""
 
     term: str | None = None  # registry name; null means the entry's key in method.terms
     weight: float = 1.0
+    schedule: WeightScheduleConfig | None = None  # null: the weight is constant
 
 
 @dataclass
@@ -75,6 +91,11 @@ class MethodConfig:
 
     name: str = MISSING
     terms: dict[str, Any] = field(default_factory=dict)
+    # Multiplier of the task CE (main + aux) over training; null keeps it at 1. Only methods that
+    # define their objective so (AICSD's ALW) set it; the baseline never does.
+    task_schedule: WeightScheduleConfig | None = None
+    # Terms whose estimated extra memory at the training size exceeds this stop the run at start.
+    memory_limit_mb: float = 8192.0
 
 
 @dataclass

@@ -80,30 +80,34 @@ class Trainer:
         needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
         self.teacher: FrozenTeacher | None = None
         self.teacher_info: dict[str, Any] | None = None
-        teacher_channels: dict[str, Any] = {}
+        teacher_model = None
         if needs_teacher:
-            model, path, digest = load_teacher(cfg, self.device)
-            model.to(memory_format=self.memory_format)
-            teacher_channels = model.tap_channels()
+            teacher_model, path, digest = load_teacher(cfg, self.device)
+            teacher_model.to(memory_format=self.memory_format)
             self.teacher_info = {"path": str(path), "sha256": digest}
-            self._teacher_model = model
+        input_size = tuple(cfg.train.crop_size or _sample_size(self.train_set))
+        stride = (teacher_model or self.student).head_stride
         ctx = TermContext(
             num_classes=ds.num_classes,
             ignore_index=ds.ignore_index,
             student_channels=self.student.tap_channels(),
-            teacher_channels=teacher_channels,
+            teacher_channels=teacher_model.tap_channels() if teacher_model else {},
             total_steps=cfg.train.iterations,
+            aux_weight=cfg.train.aux_weight,
+            batch_size=cfg.train.batch_size,
+            input_size=input_size,
+            feature_size=(input_size[0] // stride, input_size[1] // stride),
         )
-        self.objective = Objective(cfg.method, ctx, cfg.train.aux_weight).to(self.device)
-        if needs_teacher:
-            self.teacher = FrozenTeacher(self._teacher_model, self.objective.teacher_taps)
+        self.objective = Objective(cfg.method, ctx).to(self.device)
+        if teacher_model is not None:
+            self.teacher = FrozenTeacher(teacher_model, self.objective.teacher_taps)
 
         head = {id(p) for p in self.student.head_parameters()}
         mult = cfg.train.optimizer.head_lr_mult
         groups = [
             {"params": [p for p in self.student.parameters() if id(p) not in head], "lr_mult": 1.0},
             {"params": [p for p in self.student.parameters() if id(p) in head], "lr_mult": mult},
-            {"params": list(self.objective.parameters()), "lr_mult": mult},
+            {"params": self.objective.student_parameters(), "lr_mult": mult},
         ]
         self.optimizer = build_optimizer([g for g in groups if g["params"]], cfg.train.optimizer)
         self.scheduler = build_scheduler(
@@ -279,6 +283,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self.objective.after_step(student, teacher, labels, step)
         return parts
 
     def _intermediate_validation(self) -> None:
@@ -353,6 +358,7 @@ class _IntervalClock:
 
 
 def _sample_size(dataset: Any) -> tuple[int, int]:
+    """(H, W) of the first sample, the training size when there is no crop."""
     return tuple(dataset[0][1].shape[-2:])
 
 

@@ -21,13 +21,29 @@ from bench.models.taps import Taps
 
 @dataclass
 class TermContext:
-    """What a term may need to size itself: classes, ignore value, tap widths, schedule length."""
+    """What a term may need to size itself.
+
+    Attributes:
+        num_classes, ignore_index: of the dataset.
+        student_channels, teacher_channels: ``Segmenter.tap_channels()`` of each network (widths of
+            ``feat``, ``logits``, ``aux_logits`` and ``stages``); empty when unknown.
+        total_steps: the run's iterations (for terms that change behaviour over training).
+        aux_weight: the task loss's aux-head weight (for terms that replace the task loss).
+        batch_size: images per training step.
+        input_size: ``(H, W)`` of training inputs.
+        feature_size: ``(h, w)`` of ``feat``/``logits_low`` at the training size — the teacher's when
+            there is one (student maps are resized to it), else the student's.
+    """
 
     num_classes: int
     ignore_index: int = 255
-    student_channels: dict[str, Any] = field(default_factory=dict)  # Segmenter.tap_channels()
+    student_channels: dict[str, Any] = field(default_factory=dict)
     teacher_channels: dict[str, Any] = field(default_factory=dict)
     total_steps: int = 1
+    aux_weight: float = 0.4
+    batch_size: int = 1
+    input_size: tuple[int, int] | None = None
+    feature_size: tuple[int, int] | None = None
 
 
 class LossTerm(nn.Module):
@@ -36,13 +52,26 @@ class LossTerm(nn.Module):
     Subclasses set :attr:`Config` (a :class:`TermConfig` subclass holding their hyper-parameters),
     :attr:`requires` and implement :meth:`forward`. Loss math runs in fp32 with autocast disabled:
     wrap the body in ``with fp32(student):`` and call ``.float()`` on the inputs.
+
+    Optional hooks:
+
+    - :meth:`student_parameters`: parameters trained by the student's optimizer (default: all of the
+      term's parameters, i.e. its adapters). A term with a network of its own (a discriminator)
+      returns only the student-side ones and trains the rest in :meth:`after_step`.
+    - :meth:`after_step`: called after each student optimizer step, outside autograd of that step.
+      State a term keeps outside its parameters/buffers (an optimizer) goes through
+      ``get_extra_state``/``set_extra_state`` so that checkpoints include it.
+    - :attr:`replaces_task_loss`: the term returns the whole task loss (CE on main and aux heads,
+      re-weighted or masked) instead of adding to the plain CE, which is then left out.
+    - :meth:`estimate_memory_mb`: extra memory at the training size; a run whose estimate exceeds
+      ``method.memory_limit_mb`` stops at start with the term's name.
     """
 
     Config: ClassVar[type[TermConfig]] = TermConfig
     # Taps read from student and teacher: any of stages, feat, logits_low, logits, aux_logits.
     requires: ClassVar[frozenset[str]] = frozenset({"logits_low"})
     needs_teacher: ClassVar[bool] = True
-    needs_labels: ClassVar[bool] = False
+    replaces_task_loss: ClassVar[bool] = False
 
     def __init__(self, cfg: TermConfig, ctx: TermContext) -> None:
         super().__init__()
@@ -53,6 +82,16 @@ class LossTerm(nn.Module):
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def student_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+    def after_step(self, student: Taps, teacher: Taps | None, labels: torch.Tensor, step: int) -> None:
+        """Update state of the term's own after the student's step (default: nothing)."""
+
+    def estimate_memory_mb(self) -> float | None:
+        """Peak extra memory of forward + backward at the context's sizes, or None if negligible."""
+        return None
 
 
 def fp32(taps: Taps) -> torch.autocast:

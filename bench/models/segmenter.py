@@ -58,6 +58,11 @@ class Segmenter(nn.Module):
     def classifier(self) -> nn.Module:
         return self.net.segmentation_head[0]
 
+    @property
+    def head_stride(self) -> int:
+        """Input pixels per ``logits_low``/``feat`` pixel (8 for DeepLabV3-OS8, 4 for DeepLabV3+)."""
+        return int(getattr(self.net.segmentation_head[1], "scale_factor", 1) or 1)
+
     def forward(self, images: torch.Tensor) -> Taps:
         x = (images.float() - self.mean) / self.std
         features = self.net.encoder(x)
