@@ -69,3 +69,12 @@ def test_evaluate_restores_train_mode_and_scores():
     metrics = evaluate(model, data, EvalConfig(), num_classes=4, ignore_index=255, device=torch.device("cpu"))
     assert model.training
     assert 0 <= metrics.aacc <= 1 and len(metrics.iou) == 4
+
+
+def test_keep_ratio_resize_predicts_at_the_base_scale_and_returns_full_size():
+    model, images = Pointwise(8), _images(40, 100)
+    probs = predict(model, images, EvalConfig(resize=[50, 20]))  # box long 50, short 20
+    assert probs.shape == (2, 4, 40, 100)
+    assert model.shapes == [(24, 56)]  # factor min(50/100, 20/40) = 0.5 → 20×50, padded to OS 8
+    expected = model.conv(images.float() / 255).softmax(1)
+    assert (probs - expected).abs().mean() < 0.05  # a pointwise model survives the round trip

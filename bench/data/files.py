@@ -8,7 +8,9 @@ different sizes raises :class:`~bench.errors.DataError` naming the file.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +24,8 @@ from bench.errors import DataError
 from bench.evaluation.metrics import reduce_zero_label
 
 DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
+
+log = logging.getLogger("bench")
 
 
 class FileDataset(SegmentationDataset):
@@ -42,6 +46,16 @@ class FileDataset(SegmentationDataset):
         self.pairs = self.list_pairs(self.root, split)
         if not self.pairs:
             raise self.layout_error(f"no {split} images found under {self.root}")
+        expected = self.official_size(split)
+        if expected is not None and len(self.pairs) != expected:  # a subset may be deliberate: warn
+            log.warning(
+                "%s %s: %d images under %s, the official split has %d; incomplete copy?",
+                cfg.name,
+                split,
+                len(self.pairs),
+                self.root,
+                expected,
+            )
 
     # -------------------------------------------------------------- to override
     def list_pairs(self, root: Path, split: str) -> list[tuple[Path, Path]]:  # pragma: no cover
@@ -50,6 +64,10 @@ class FileDataset(SegmentationDataset):
     def map_label(self, raw: np.ndarray) -> np.ndarray:
         """Raw label values → training ids (ignore → ``cfg.ignore_index``); identity by default."""
         return raw
+
+    def official_size(self, split: str) -> int | None:
+        """The number of images the official ``split`` has (a warning when the copy differs)."""
+        return None
 
     # -------------------------------------------------------------- shared
     @classmethod
@@ -94,20 +112,33 @@ class FileDataset(SegmentationDataset):
                 f"image {image_path} is {tuple(image.shape[-2:])} but its label {label_path} "
                 f"is {raw.shape} (height, width); the pair must have the same size"
             )
-        label = torch.from_numpy(self.map_label(raw).astype(np.int64))
+        label = torch.from_numpy(self.map_label(raw).astype(np.int64, copy=False))
         if self.cfg.reduce_zero_label:
             label = reduce_zero_label(label, self.cfg.ignore_index)
         return image, label
 
 
+def lookup_table(table: Mapping[int, int], ignore_index: int) -> np.ndarray:
+    """A 256-entry raw value → training id table; values absent from ``table`` → ``ignore_index``."""
+    lut = np.full(256, ignore_index, dtype=np.int64)
+    for raw, train_id in table.items():
+        lut[raw] = train_id
+    return lut
+
+
+def apply_table(raw: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``lut[raw]``; 16-bit values beyond the table map like 255 (to ignore)."""
+    return lut[raw if raw.dtype == np.uint8 else np.clip(raw, 0, len(lut) - 1)]
+
+
 def read_image(path: Path) -> torch.Tensor:
-    """RGB uint8 ``[3, H, W]``."""
+    """RGB uint8 ``[3, H, W]``, a view of channels-last memory (resizing it is several times faster)."""
     try:
         with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"))
+            array = np.array(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read image {path}: {e}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(array).permute(2, 0, 1)
 
 
 def read_label(path: Path) -> np.ndarray:

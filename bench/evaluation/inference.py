@@ -7,8 +7,10 @@ prediction back, and both return logits at input resolution.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from bench.config.schema import EvalConfig
+from bench.data.pipeline import keep_ratio_factor
 from bench.models.segmenter import Segmenter, pad_to_multiple
 from bench.models.taps import upsample
 
@@ -55,10 +57,21 @@ def slide_inference(
 
 @torch.inference_mode()
 def predict(model: Segmenter, images: torch.Tensor, cfg: EvalConfig) -> torch.Tensor:
-    """Class probabilities ``[B, C, H, W]`` for a batch under the configured protocol."""
+    """Class probabilities ``[B, C, H, W]`` for a batch under the configured protocol.
+
+    With ``cfg.resize`` the batch is first resized (keep-ratio, bilinear) into that box and the
+    probabilities are resized back to the input size.
+    """
+    size = tuple(images.shape[-2:])
+    if cfg.resize is not None:
+        factor = keep_ratio_factor(size, cfg.resize)
+        scaled = (int(size[0] * factor + 0.5), int(size[1] * factor + 0.5))
+        images = F.interpolate(images.float(), size=scaled, mode="bilinear", align_corners=False)
     if cfg.mode == "slide":
-        return slide_inference(model, images, cfg.crop_size, cfg.stride, cfg.flip)
-    return _forward_flip(model, images, cfg.flip)
+        probs = slide_inference(model, images, cfg.crop_size, cfg.stride, cfg.flip)
+    else:
+        probs = _forward_flip(model, images, cfg.flip)
+    return upsample(probs, size)
 
 
 __all__ = ["predict", "slide_inference", "upsample"]

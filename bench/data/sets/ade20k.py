@@ -1,0 +1,113 @@
+"""ADE20K as released for the MIT Scene Parsing Benchmark (ADEChallengeData2016): 20,210 train / 2,000
+val images, 150 classes.
+
+Annotations hold 0 ("other", not one of the 150 classes) and 1..150; ``reduce_zero_label`` (required,
+and on in ``conf/dataset/ade20k.yaml``) turns 0 into ``ignore_index`` and k into k − 1, as mmseg and
+CIRKD do. Class names and palette are mmseg's ``ADE20KDataset`` ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.config.schema import DatasetConfig
+from bench.data import DATASETS
+from bench.data.files import FileDataset
+from bench.errors import ConfigError
+
+CLASS_NAMES = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
+    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair",
+    "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field", "armchair",
+    "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub", "railing", "cushion", "base", "box",
+    "column", "signboard", "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace",
+    "refrigerator", "grandstand", "path", "stairs", "runway", "case", "pool table", "pillow",
+    "screen door", "stairway", "river", "bridge", "bookcase", "blind", "coffee table", "toilet",
+    "flower", "book", "hill", "bench", "countertop", "stove", "palm", "kitchen island", "computer",
+    "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus", "towel", "light", "truck", "tower",
+    "chandelier", "awning", "streetlight", "booth", "television receiver", "airplane", "dirt track",
+    "apparel", "pole", "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster",
+    "stage", "van", "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything",
+    "swimming pool", "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle",
+    "oven", "ball", "food", "step", "tank", "trade name", "microwave", "pot", "animal", "bicycle",
+    "lake", "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light",
+    "tray", "ashcan", "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower",
+    "radiator", "glass", "clock", "flag",
+)  # fmt: skip
+
+PALETTE = (
+    (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3), (120, 120, 80),
+    (140, 140, 140), (204, 5, 255), (230, 230, 230), (4, 250, 7), (224, 5, 255), (235, 255, 7),
+    (150, 5, 61), (120, 120, 70), (8, 255, 51), (255, 6, 82), (143, 255, 140), (204, 255, 4),
+    (255, 51, 7), (204, 70, 3), (0, 102, 200), (61, 230, 250), (255, 6, 51), (11, 102, 255),
+    (255, 7, 71), (255, 9, 224), (9, 7, 230), (220, 220, 220), (255, 9, 92), (112, 9, 255),
+    (8, 255, 214), (7, 255, 224), (255, 184, 6), (10, 255, 71), (255, 41, 10), (7, 255, 255),
+    (224, 255, 8), (102, 8, 255), (255, 61, 6), (255, 194, 7), (255, 122, 8), (0, 255, 20),
+    (255, 8, 41), (255, 5, 153), (6, 51, 255), (235, 12, 255), (160, 150, 20), (0, 163, 255),
+    (140, 140, 140), (250, 10, 15), (20, 255, 0), (31, 255, 0), (255, 31, 0), (255, 224, 0),
+    (153, 255, 0), (0, 0, 255), (255, 71, 0), (0, 235, 255), (0, 173, 255), (31, 0, 255),
+    (11, 200, 200), (255, 82, 0), (0, 255, 245), (0, 61, 255), (0, 255, 112), (0, 255, 133),
+    (255, 0, 0), (255, 163, 0), (255, 102, 0), (194, 255, 0), (0, 143, 255), (51, 255, 0),
+    (0, 82, 255), (0, 255, 41), (0, 255, 173), (10, 0, 255), (173, 255, 0), (0, 255, 153),
+    (255, 92, 0), (255, 0, 255), (255, 0, 245), (255, 0, 102), (255, 173, 0), (255, 0, 20),
+    (255, 184, 184), (0, 31, 255), (0, 255, 61), (0, 71, 255), (255, 0, 204), (0, 255, 194),
+    (0, 255, 82), (0, 10, 255), (0, 112, 255), (51, 0, 255), (0, 194, 255), (0, 122, 255),
+    (0, 255, 163), (255, 153, 0), (0, 255, 10), (255, 112, 0), (143, 255, 0), (82, 0, 255),
+    (163, 255, 0), (255, 235, 0), (8, 184, 170), (133, 0, 255), (0, 255, 92), (184, 0, 255),
+    (255, 0, 31), (0, 184, 255), (0, 214, 255), (255, 0, 112), (92, 255, 0), (0, 224, 255),
+    (112, 224, 255), (70, 184, 160), (163, 0, 255), (153, 0, 255), (71, 255, 0), (255, 0, 163),
+    (255, 204, 0), (255, 0, 143), (0, 255, 235), (133, 255, 0), (255, 0, 235), (245, 0, 255),
+    (255, 0, 122), (255, 245, 0), (10, 190, 212), (214, 255, 0), (0, 204, 255), (20, 0, 255),
+    (255, 255, 0), (0, 153, 255), (0, 41, 255), (0, 255, 204), (41, 0, 255), (41, 255, 0),
+    (173, 0, 255), (0, 245, 255), (71, 0, 255), (122, 0, 255), (0, 255, 184), (0, 92, 255),
+    (184, 255, 0), (0, 133, 255), (255, 214, 0), (25, 194, 194), (102, 255, 0), (92, 0, 255),
+)  # fmt: skip
+
+SUBSETS = {"train": "training", "val": "validation"}
+
+
+@DATASETS.register("ade20k")
+class ADE20K(FileDataset):
+    folder = "ADEChallengeData2016"
+    layout = """  <root>/images/training/ADE_train_<8 digits>.jpg    <root>/annotations/training/<same>.png
+  <root>/images/validation/ADE_val_<8 digits>.jpg    <root>/annotations/validation/<same>.png
+  (<root> is ADEChallengeData2016; annotations: 0 = other (ignored), 1..150 = classes)"""
+    source = (
+        "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip "
+        "(MIT Scene Parsing Benchmark, http://sceneparsing.csail.mit.edu/), unzipped"
+    )
+
+    @classmethod
+    def check_config(cls, cfg: DatasetConfig) -> None:
+        if cfg.num_classes != len(CLASS_NAMES) or not cfg.reduce_zero_label:
+            raise ConfigError(
+                f"ade20k has {len(CLASS_NAMES)} classes with label 0 = 'other' ignored: it needs "
+                f"dataset.num_classes={len(CLASS_NAMES)} and dataset.reduce_zero_label=true; got "
+                f"{cfg.num_classes} and {cfg.reduce_zero_label}"
+            )
+
+    def __init__(self, cfg: DatasetConfig, split: str) -> None:
+        self.check_config(cfg)
+        super().__init__(cfg, split)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(CLASS_NAMES)
+
+    @property
+    def palette(self) -> list[tuple[int, int, int]]:
+        return list(PALETTE)
+
+    def official_size(self, split: str) -> int | None:
+        return {"train": 20210, "val": 2000}.get(split)
+
+    def list_pairs(self, root: Path, split: str) -> list[tuple[Path, Path]]:
+        images, labels = root / "images" / SUBSETS[split], root / "annotations" / SUBSETS[split]
+        self.require(images, labels)
+        pairs = []
+        for image in sorted(images.glob("*.jpg")):
+            label = labels / f"{image.stem}.png"
+            if not label.is_file():
+                raise self.layout_error(f"image {image} has no annotation {label}")
+            pairs.append((image, label))
+        return pairs
