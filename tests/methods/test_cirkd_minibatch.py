@@ -1,0 +1,110 @@
+"""The CIRKD mini-batch pixel-pair term against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.config.schema import MethodConfig
+from bench.errors import ConfigError
+from bench.methods import Objective, TermContext, build_term
+from bench.methods.terms.cirkd_minibatch import CIRKDMiniBatchConfig, minibatch_pair_loss, pool_features
+from bench.models import Taps
+
+
+def _feat_taps(feat):
+    return Taps(stages=[], feat=feat, logits_low=torch.zeros(feat.shape[0], 1, *feat.shape[-2:]))
+
+
+def _pair_loop(s, t, tau):
+    """Reference: the official double loop over image pairs, KL batchmean per pair, / B²."""
+    s, t = F.normalize(s, dim=1).flatten(2), F.normalize(t, dim=1).flatten(2)
+    b = s.shape[0]
+    total = 0.0
+    for i in range(b):
+        for j in range(b):
+            log_s = F.log_softmax(s[i].T @ s[j] / tau, dim=1)
+            p_t = F.softmax(t[i].T @ t[j] / tau, dim=1)
+            total += F.kl_div(log_s, p_t, reduction="batchmean")
+    return total / b**2
+
+
+def test_minibatch_value_by_hand():
+    # One image, two positions. Teacher: orthogonal unit features → A^t = I; student: both (1, 0) →
+    # A^s = all ones → uniform rows. With τ = 1/2 each teacher row is σ(2, 0) = (p, 1 − p),
+    # p = e²/(e² + 1), and KL(row ‖ uniform) = p·ln 2p + (1 − p)·ln 2(1 − p), the same for both rows.
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).T.reshape(1, 2, 1, 2)
+    s = torch.tensor([[1.0, 0.0], [1.0, 0.0]]).T.reshape(1, 2, 1, 2)
+    p = math.exp(2) / (math.exp(2) + 1)
+    kl = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    assert minibatch_pair_loss(s, t, temperature=0.5).item() == pytest.approx(kl, rel=1e-6)
+
+
+def test_minibatch_matches_the_official_pair_loop():
+    s, t = torch.randn(4, 6, 3, 5), torch.randn(4, 8, 3, 5)  # widths may differ: affinities are D-free
+    whole = minibatch_pair_loss(s, t, 0.1, group_size=0)
+    assert whole.item() == pytest.approx(_pair_loop(s, t, 0.1).item(), rel=1e-5)
+    # Groups of 2 = the official per-GPU batch: the mean of the loops over each group's pairs.
+    grouped = minibatch_pair_loss(s, t, 0.1, group_size=2)
+    expected = (_pair_loop(s[:2], t[:2], 0.1) + _pair_loop(s[2:], t[2:], 0.1)) / 2
+    assert grouped.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_minibatch_depends_on_batch_composition():
+    # Cross-image pairs: the value depends on which images share a group (here: all 4 vs pairs).
+    s, t = torch.randn(4, 6, 3, 3), torch.randn(4, 6, 3, 3)
+    assert not math.isclose(
+        minibatch_pair_loss(s, t, 0.1, 0).item(), minibatch_pair_loss(s, t, 0.1, 2).item(), rel_tol=1e-3
+    )
+
+
+def test_minibatch_zero_for_identical_features():
+    f = torch.randn(2, 6, 4, 4)
+    assert minibatch_pair_loss(f, f.clone(), 0.1, 0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_minibatch_pooling_is_ceil_mode_average():
+    f = torch.arange(9.0).reshape(1, 1, 3, 3)
+    pooled = pool_features(f, 2)  # windows clipped at the border (ceil mode, no padding counted)
+    assert pooled.flatten().tolist() == pytest.approx([(0 + 1 + 3 + 4) / 4, (2 + 5) / 2, (6 + 7) / 2, 8.0])
+    assert pool_features(f, 1) is f
+
+
+def test_minibatch_term_gradient_ignore_and_resize():
+    s = torch.randn(2, 4, 3, 3, requires_grad=True)
+    t = torch.randn(2, 6, 6, 6, requires_grad=True)
+    term = build_term("cirkd_minibatch", pool_size=2, group_size=0)
+    loss = term(_feat_taps(s), _feat_taps(t), torch.full((2, 12, 12), 255))
+    loss.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0 and t.grad is None
+    # Not label based: ignore pixels take part like every other position.
+    again = term(_feat_taps(s), _feat_taps(t), torch.zeros(2, 12, 12, dtype=torch.long))
+    assert again.item() == pytest.approx(loss.item())
+    s_up = F.interpolate(s, (6, 6), mode="bilinear")
+    expected = minibatch_pair_loss(pool_features(s_up, 2), pool_features(t, 2))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_minibatch_is_fp32_under_autocast():
+    s, t = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16), torch.randn(2, 4, 4, 4, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = build_term("cirkd_minibatch")(_feat_taps(s), _feat_taps(t))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_minibatch_memory_estimate_stops_an_oversized_run():
+    # Cityscapes crop 512×1024 at OS8 (64×128 features), batch 16, pairs within groups of 2:
+    # 6 fp32 matrices × 16·2 pairs × 8192² entries = 48 GiB; 2×2 pooling → 2048 nodes → 3 GiB.
+    ctx = TermContext(num_classes=19, batch_size=16, feature_size=(64, 128))
+    cfg = CIRKDMiniBatchConfig(term="cirkd_minibatch", pool_size=1, group_size=2)
+    term = build_term("cirkd_minibatch", ctx, pool_size=1, group_size=2)
+    assert term.estimate_memory_mb() == pytest.approx(6 * 4 * 16 * 2 * 8192**2 / 2**20)
+    assert build_term("cirkd_minibatch", ctx, pool_size=2).estimate_memory_mb() == pytest.approx(3072)
+    with pytest.raises(ConfigError, match="term 'mb' needs about 49152 MB"):
+        Objective(MethodConfig(name="cirkd", terms={"mb": cfg}), ctx)
+
+
+def test_minibatch_group_size_must_divide_the_batch():
+    with pytest.raises(ConfigError, match=r"group_size=3 must divide train\.batch_size=8"):
+        build_term("cirkd_minibatch", TermContext(num_classes=3, batch_size=8), group_size=3)

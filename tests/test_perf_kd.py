@@ -1,0 +1,47 @@
+"""The perf-kd backend runs end to end at a tiny size and writes its table."""
+
+import csv
+
+from bench.perf.kd import main
+
+
+def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
+    argv = ["--batch", "2", "--classes", "3", "--size", "4", "8", "--student-channels", "4"]
+    argv += [
+        "--teacher-channels",
+        "8",
+        "--device",
+        "cpu",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--min-seconds",
+        "0",
+    ]
+    argv += ["--terms", "kd", "skd_pair", "skd_holistic", "--out", str(tmp_path)]
+    table = main(argv)
+    assert "input 32×64 at OS8" in table and "deeplabv3_r18" in table
+    rows = list(csv.DictReader((tmp_path / "kd_cpu_b2_4x8.csv").open()))
+    assert [r["term"] for r in rows] == ["kd", "skd_pair", "skd_holistic"]
+    assert all(float(r["total_ms"]) > 0 and float(r["ratio_to_student_step"]) > 0 for r in rows)
+    assert rows[2]["after_step_ms"] != "" and rows[0]["after_step_ms"] == ""  # only D trains after
+    assert (tmp_path / "kd_cpu_b2_4x8.md").read_text() == table
+
+
+def test_perf_kd_skips_terms_above_the_memory_limit(tmp_path):
+    argv = ["--batch", "2", "--classes", "3", "--size", "8", "8", "--student-channels", "4"]
+    argv += [
+        "--teacher-channels",
+        "4",
+        "--device",
+        "cpu",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--min-seconds",
+        "0",
+    ]
+    argv += ["--terms", "skd_pair", "--memory-limit-mb", "0", "--out", str(tmp_path)]
+    assert "skipped: estimate" in main(argv)
