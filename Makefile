@@ -1,6 +1,7 @@
 # segkd-bench — `make demo` and `make test` are all a new machine needs; both set up .venv first.
 # Variables: DATASET, METHOD, STUDENT, TEACHER select presets; ARGS passes any Hydra override,
 # e.g. make train METHOD=kd ARGS="train.iterations=500 seed=1".
+# Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N.
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -12,10 +13,22 @@ METHOD  ?= baseline
 STUDENT ?=
 TEACHER ?=
 ARGS    ?=
+TRIALS  ?=
+BUDGET  ?=
+SEEDS   ?=
+STORAGE ?=
+WORKERS ?=
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
+budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
+budget_secs = $(word 2,$(subst :, ,$(BUDGET)))
+tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SEEDS)) \
+	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
+	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS))
+# make final/report: every method unless METHOD is given on the command line
+chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
 
-.PHONY: setup train teacher demo test lint clean
+.PHONY: setup train teacher baseline sweep final report perf-kd perf-data demo test lint clean
 
 setup: $(STAMP)
 
@@ -30,6 +43,25 @@ train: $(STAMP)
 
 teacher: $(STAMP)
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
+
+baseline: $(STAMP)
+	$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)
+
+sweep: $(STAMP)
+	$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
+
+final: $(STAMP)
+	$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+
+report: $(STAMP)
+	$(BIN)/python -m bench.report $(ARGS)
+
+# Benchmarks: they print their settings with their figures and write results/perf/.
+perf-kd: $(STAMP)
+	$(BIN)/python -m bench.perf.kd $(ARGS)
+
+perf-data: $(STAMP)
+	$(BIN)/python -m bench.perf.data $(ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m bench.demo $(ARGS)

@@ -37,3 +37,17 @@ def teachers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = teacher_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"])
     train_teacher(cfg)
     return tmp / "teachers"
+
+
+def sweep_args(tmp: Path, teachers: Path | None = None, *overrides: str) -> list[str]:
+    """Overrides for a CPU-sized sweep whose studies, trials and finals live under ``tmp``."""
+    return [
+        *TINY,
+        "dataset.holdout_size=0.25",
+        f"tune.studies_dir={tmp / 'studies'}",
+        f"tune.trials_dir={tmp / 'trials'}",
+        f"tune.finals_dir={tmp / 'finals'}",
+        f"teachers_dir={teachers or tmp / 'teachers'}",
+        "tune.pruner=none",
+        *overrides,
+    ]

@@ -77,6 +77,19 @@ def test_aux_stage_out_of_range_is_a_config_error():
         build_model(cfg, 3)
 
 
+def test_local_encoder_weights_are_recorded_with_their_hash(tmp_path):
+    from bench.engine.trainer import train_run
+    from bench.utils.io import sha256_file
+
+    from .conftest import tiny_config
+
+    cfg = _preset("student", "deeplabv3_tiny")
+    torch.save(build_model(cfg, 7).net.encoder.state_dict(), tmp_path / "enc.pth")
+    row = train_run(tiny_config(tmp_path, f"student.encoder_weights={tmp_path / 'enc.pth'}"))
+    assert row["model"]["encoder_weights"] == str(tmp_path / "enc.pth")
+    assert row["model"]["encoder_weights_sha256"] == sha256_file(tmp_path / "enc.pth")
+
+
 def test_local_encoder_weights_load(tmp_path):
     cfg = _preset("student", "deeplabv3_tiny")
     source = build_model(cfg, 3)

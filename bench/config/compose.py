@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
 from bench.errors import ConfigError
+from bench.utils.secrets import mask_url
 
 T = TypeVar("T")
 
@@ -157,8 +158,10 @@ def _check_consistency(run: RunConfig) -> None:
 
 
 def to_dict(run: RunConfig) -> dict[str, Any]:
-    """The run config as plain, JSON-serialisable containers."""
-    return OmegaConf.to_container(OmegaConf.structured(run), resolve=True)
+    """The run config as plain, JSON-serialisable containers (storage credentials masked)."""
+    data = OmegaConf.to_container(OmegaConf.structured(run), resolve=True)
+    data["tune"]["storage"] = mask_url(data["tune"]["storage"])
+    return data
 
 
 def config_hash(run: RunConfig) -> str:

@@ -124,9 +124,20 @@ class AugmentConfig:
     """Training augmentation, applied per sample with an RNG derived from the run seed."""
 
     scale_range: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random rescale factor
+    # > 0: the factor is drawn from {lo, lo + step, ..., hi} (CIRKD: 0.1 over [0.5, 2.0]); 0: uniform.
+    scale_step: float = 0.0
+    # mmseg's keep-ratio base scale [long, short] (RandomResize scale=(2048, 512)): the factor applies
+    # to the size that fits this box; null: it applies to the image's own size (CIRKD).
+    base_size: list[int] | None = None
     hflip: bool = True
     # Photometric jitter strength (brightness, contrast, saturation); 0 disables.
     jitter: float = 0.0
+    # mmseg RandomCrop: redraw the crop (up to 10 times) while one class covers this fraction or more
+    # of its labelled pixels; 1 disables.
+    cat_max_ratio: float = 1.0
+    # mmseg PhotoMetricDistortion: brightness ±32, contrast ×[0.5, 1.5], saturation ×[0.5, 1.5] and
+    # hue ±18 (of 180), each with probability 1/2, contrast first or last.
+    photometric: bool = False
 
 
 @dataclass
@@ -157,9 +168,41 @@ class EvalConfig:
     crop_size: list[int] | None = None  # slide window (height, width)
     stride: list[int] | None = None  # slide stride (height, width)
     flip: bool = False  # average with the horizontally flipped prediction
+    # Keep-ratio test-time resize to this [long, short] box (mmseg's test Resize), predictions resized
+    # back to the label's size; null evaluates at full resolution (CIRKD).
+    resize: list[int] | None = None
     batch_size: int = 1
     # Scores are reported on the subset of the split's images; 0 = all.
     max_images: int = 0
+
+
+@dataclass
+class TuneConfig:
+    """Equal-budget tuning (``make sweep``) and the final multi-seed runs (``make final``).
+
+    Every method's study gets the same budget, sampler, sampler seed, pruner and per-trial schedule;
+    only the search space's method dimensions differ.
+    """
+
+    budget: str = "trials"  # trials (finished trials) | time (training seconds)
+    trials: int = 20  # budget=trials: finished trials per study (see README "Tuning protocol")
+    seconds: float = 3600.0  # budget=time: training seconds per study
+    trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
+    val_interval: int | None = None  # steps between pruning validations; null = a quarter of a trial
+    sampler: str = "tpe"  # tpe | random
+    sampler_seed: int = 0
+    pruner: str = "median"  # none | median | halving
+    pruner_startup_trials: int = 5  # median: trials before pruning starts
+    pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
+    max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
+    workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
+    storage: str | None = None  # null: the journal file results/studies/optuna.journal; or an Optuna URL
+    sweeps_dir: str | None = None  # search spaces; null = the repository's sweeps/
+    studies_dir: str = "results/studies"
+    trials_dir: str = "results/trials"
+    finals_dir: str = "results/finals"
+    keep_trial_checkpoints: bool = False  # trials keep only result.json unless true
+    final_seeds: int = 3  # finals: seeds 0 .. final_seeds-1, the same list for every method
 
 
 @dataclass
@@ -172,6 +215,7 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -182,6 +226,7 @@ class RunConfig:
 
 # Keys that do not change what a run computes; left out of the config hash.
 NON_SEMANTIC_KEYS = (
+    "tune",
     "output_dir",
     "resume",
     "progress",

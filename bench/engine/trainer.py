@@ -38,7 +38,7 @@ from bench.methods import TERMS, Objective, TermContext
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
-from bench.utils.io import save_torch_atomic
+from bench.utils.io import save_torch_atomic, sha256_file
 from bench.utils.runtime import resolve_device, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("bench")
@@ -59,9 +59,17 @@ class Callback:
 class Trainer:
     """Builds everything a run needs from its config; :meth:`fit` trains, evaluates and records."""
 
-    def __init__(self, cfg: RunConfig, callbacks: Sequence[Callback] = (), label: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        callbacks: Sequence[Callback] = (),
+        label: str | None = None,
+        annotations: dict[str, Any] | None = None,
+    ) -> None:
+        """``annotations`` are stored in the result row under ``tuning`` (e.g. the study of a final run)."""
         self.cfg = cfg
         self.callbacks = list(callbacks)
+        self.annotations = annotations
         self.label = label or f"{cfg.method.name}/{cfg.student.name}/seed{cfg.seed}"
         self.out = Path(cfg.output_dir)
         self.hash = config_hash(cfg)
@@ -262,6 +270,9 @@ class Trainer:
                         f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
                         "resume=true to continue"
                     )
+        except BaseException:
+            self.train_seconds += clock.lap()  # a stopped run (pruned, diverged) still reports its cost
+            raise
         finally:
             bar.close()
 
@@ -304,6 +315,7 @@ class Trainer:
         else:
             peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
         names = getattr(self.eval_set, "class_names", None)
+        weights = cfg.student.encoder_weights
         return {
             "dataset": cfg.dataset.name,
             "student": cfg.student.name,
@@ -319,7 +331,8 @@ class Trainer:
             "model": {
                 "params_total": total,
                 "params_active": active,
-                "encoder_weights": cfg.student.encoder_weights,
+                "encoder_weights": weights,
+                "encoder_weights_sha256": sha256_file(weights) if weights not in (None, "imagenet") else None,
             },
             "cost": {
                 "wall_seconds": wall,
@@ -331,6 +344,7 @@ class Trainer:
                 "peak_mem_kind": kind,
             },
             "environment": environment(self.device),
+            "tuning": self.annotations,
             "history": self.history,
         }
 

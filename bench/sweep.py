@@ -1,0 +1,35 @@
+"""Tune one method with the equal budget: ``python -m bench.sweep method=kd dataset=... [tune.*=...]``."""
+
+from __future__ import annotations
+
+from bench.cli import run_cli
+from bench.errors import ConfigError
+from bench.tune import study as st
+from bench.tune.runner import run_sweep
+
+USAGE = """usage: python -m bench.sweep [--cfg] method=<name> [dataset=...] [key=value ...]
+
+Tunes the method's search space (sweeps/train/<dataset>/..., sweeps/method/<method>.yaml) on the
+tuning split with the budget in tune.* (trials or time), storing the study in tune.storage (default:
+the journal file results/studies/optuna.journal). Rerunning resumes the study and tops it up."""
+
+
+def main(overrides: list[str]) -> None:
+    sweep = run_sweep(overrides)
+    tally = st.tally(sweep.study)
+    print(
+        f"\nstudy {sweep.name}: {len(tally.counted)} counted trials, {tally.seconds:.0f} s of training, "
+        f"{tally.uncounted_failures} uncounted failures"
+    )
+    try:
+        best = st.best_trial(sweep.study)
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
+        )
+        print(f"best: trial {best.number}, hold-out mIoU {100 * best.value:.2f} ({params})")
+    except ConfigError as e:  # no completed trial yet
+        print(f"no completed trial ({e})")
+
+
+if __name__ == "__main__":
+    run_cli(main, "run", USAGE)

@@ -1,0 +1,113 @@
+"""Finals: the best configuration of each study, retrained over seeds on the full training split.
+
+Each final run trains with the protocol's full schedule on ``train`` and is evaluated once, at its
+end, on the official validation split — the only place that split is used. Its result row carries
+the study's realised budget and tuning curve under ``tuning``, so the report needs nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from bench.config import RunConfig, load_config
+from bench.engine.trainer import Trainer
+from bench.errors import ConfigError
+from bench.tune import study as st
+from bench.tune.runner import format_override
+from bench.utils.secrets import mask_url
+
+log = logging.getLogger("bench")
+
+
+def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method: str | None) -> list[str]:
+    """Studies of the dataset × student × teacher group of ``cfg`` under its budget (all methods or one)."""
+    budget = st.budget_tag(cfg.tune)
+    names = []
+    for name in optuna.get_all_study_names(storage):
+        dataset, student, teacher, study_method, tag = (name.split("/") + [""] * 5)[:5]
+        if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, budget):
+            continue
+        if teacher not in (cfg.teacher.name, "none") or (method and study_method != method):
+            continue
+        names.append(name)
+    if not names:
+        what = f"method '{method}'" if method else "any method"
+        raise ConfigError(
+            f"no study of {what} for {cfg.dataset.name}/{cfg.student.name} (teacher {cfg.teacher.name}, "
+            f"budget {budget}) in {st.storage_url_for_log(cfg.tune)}; run `make sweep` first (same budget)"
+        )
+    return sorted(names)
+
+
+def study_summary(study: optuna.Study) -> dict[str, Any]:
+    """What a final run records about the study it comes from."""
+    tally = st.tally(study)
+    best = st.best_trial(study)
+    settings = dict(study.user_attrs["settings"])
+    settings.pop("space", None)
+    return {
+        "study": study.study_name,
+        "settings": settings,
+        "best_trial": best.number,
+        "best_params": best.params,
+        "holdout_miou": best.value,
+        "literature_default_miou": _default_value(study),
+        "trials": len(tally.counted),
+        "tune_seconds": tally.seconds,
+        "uncounted_failures": tally.uncounted_failures,
+        "budget_met": st.budget_met(study, _tune_of(settings)),
+        "best_so_far": st.best_so_far(study),
+    }
+
+
+def _default_value(study: optuna.Study) -> float | None:
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("literature_default"):
+            return t.value
+    return None
+
+
+def _tune_of(settings: dict[str, Any]):
+    from bench.config.schema import TuneConfig
+
+    b = settings["budget"]
+    return TuneConfig(budget=b["kind"], trials=b["trials"] or 0, seconds=b["seconds"] or 0.0)
+
+
+def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str, Any]]:
+    """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows."""
+    cfg = load_config(overrides)
+    storage = st.open_storage(cfg.tune)
+    rows = []
+    for name in select_studies(cfg, storage, method):
+        study = optuna.load_study(study_name=name, storage=storage)
+        summary = study_summary(study)
+        summary["storage"] = mask_url(st.storage_url(cfg.tune))
+        if not summary["budget_met"]:
+            log.warning(
+                "study %s has not met its budget (%d counted trials); its comparison will be flagged",
+                name,
+                summary["trials"],
+            )
+        best = [format_override(k, v) for k, v in summary["best_params"].items()]
+        for seed in range(cfg.tune.final_seeds):
+            run_overrides = [
+                *study.user_attrs["overrides"],
+                *overrides,
+                f"method={summary['settings']['method']}",
+                *best,
+                f"seed={seed}",
+                "train.split=train",
+                "eval.split=val",
+                f"output_dir={Path(cfg.tune.finals_dir) / name / f'seed{seed}'}",
+                "resume=true",
+            ]
+            run_cfg = load_config(run_overrides)
+            label = f"final {run_cfg.method.name} seed{seed}"
+            rows.append(Trainer(run_cfg, annotations=summary, label=label).fit())
+            log.info("%s seed %d: val mIoU %.2f", name, seed, 100 * rows[-1]["metrics"]["miou"])
+    return rows

@@ -1,0 +1,306 @@
+"""Trials and workers: compose each trial's config, train on the tuning split, score on the hold-out.
+
+A trial's config is the study's composed config (the user's overrides) plus the sampled values, the
+tuning splits (``train.split=tune_train``, ``eval.split=tune_holdout``) and the per-trial schedule,
+built with Hydra's compose API exactly like a command-line run. The official validation split is
+never touched here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import Trial, TrialState
+
+from bench.config import RunConfig, load_config
+from bench.engine.trainer import Callback, Trainer
+from bench.errors import BenchError, ConfigError, NonFiniteLossError
+from bench.evaluation import Metrics
+from bench.tune import study as st
+from bench.tune.space import SearchSpace, load_space
+from bench.utils.runtime import derive_seed
+
+log = logging.getLogger("bench")
+
+
+def format_override(key: str, value: Any) -> str:
+    """A Hydra override for a sampled value (floats keep full precision)."""
+    if value is None:
+        return f"{key}=null"
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    if isinstance(value, float):
+        return f"{key}={value!r}"
+    if isinstance(value, str):
+        return f"{key}='{value}'"
+    return f"{key}={value}"
+
+
+def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> list[str]:
+    """Everything a trial sets on top of the study's own overrides."""
+    out_dir = Path(cfg.tune.trials_dir) / study_name / f"trial_{number:04d}"
+    return [
+        *(format_override(k, v) for k, v in params.items()),
+        "train.split=tune_train",
+        "eval.split=tune_holdout",
+        f"train.iterations={st.trial_iterations(cfg)}",
+        f"train.val_interval={st.val_interval(cfg)}",
+        "train.checkpoint_interval=0",
+        f"output_dir={out_dir}",
+        "resume=false",
+        "progress=false",
+    ]
+
+
+class PruningCallback(Callback):
+    """Reports intermediate hold-out mIoU to Optuna and stops the trial when the pruner says so."""
+
+    def __init__(self, trial: Trial) -> None:
+        self.trial = trial
+
+    def on_validation(self, step: int, metrics: Metrics) -> None:
+        self.trial.report(metrics.miou, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {metrics.miou:.4f})")
+
+
+def make_sampler(cfg: RunConfig, seed: int) -> optuna.samplers.BaseSampler:
+    if cfg.tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.tune.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ConfigError(f"tune.sampler='{cfg.tune.sampler}'; valid: tpe, random")
+
+
+def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
+    t = cfg.tune
+    if t.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if t.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=t.pruner_startup_trials, n_warmup_steps=t.pruner_warmup_steps
+        )
+    if t.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    raise ConfigError(f"tune.pruner='{t.pruner}'; valid: none, median, halving")
+
+
+def check_tune_config(cfg: RunConfig) -> None:
+    t = cfg.tune
+    if t.budget not in ("trials", "time"):
+        raise ConfigError(f"tune.budget='{t.budget}'; valid: trials, time")
+    if (t.budget == "trials" and t.trials < 1) or (t.budget == "time" and t.seconds <= 0):
+        raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
+    if t.workers < 1:
+        raise ConfigError("tune.workers must be at least 1")
+    make_sampler(cfg, 0)
+    make_pruner(cfg)
+
+
+@dataclass
+class Sweep:
+    """One study and how to run its trials (rebuilt in every worker process)."""
+
+    overrides: list[str]
+    cfg: RunConfig
+    space: SearchSpace
+    study: optuna.Study
+    worker: int = 0
+
+    @classmethod
+    def open(cls, overrides: Sequence[str], worker: int = 0) -> Sweep:
+        cfg = load_config(overrides)
+        check_tune_config(cfg)
+        space = load_space(cfg)
+        study = st.open_study(cfg, space, st.open_storage(cfg.tune), list(overrides))
+        study.pruner = make_pruner(cfg)
+        return cls(list(overrides), cfg, space, study, worker)
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    def run_worker(self) -> None:
+        """Claim and run trials until the budget is met (or only other workers' trials are left)."""
+        tune = self.cfg.tune
+        started = time.perf_counter()
+        while not st.budget_met(self.study, tune):
+            if st.tally(self.study).uncounted_failures > tune.max_failed_trials:
+                raise BenchError(
+                    f"study '{self.name}': more than tune.max_failed_trials={tune.max_failed_trials} trials "
+                    "crashed (see their fail_reason/error attributes); fix the cause and rerun to resume"
+                )
+            if not st.budget_left(self.study, tune, time.time()):
+                break  # the remaining budget is in other workers' running trials
+            n_trials = len(self.study.get_trials(deepcopy=False))
+            self.study.sampler = make_sampler(self.cfg, derive_seed(tune.sampler_seed, n_trials, self.worker))
+            trial = self.study.ask(self.space.distributions)
+            if st.over_budget(self.study, tune, trial.number):
+                self._finish(trial, TrialState.FAIL, {"fail_reason": "over_budget"})
+                break
+            self.run_trial(trial)
+            self._progress(started)
+
+    def run_trial(self, trial: Trial) -> None:
+        """Train one trial and tell Optuna how it ended (see :mod:`bench.tune.study` for counting)."""
+        attrs: dict[str, Any] = {"owner": st.owner()}
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        overrides = [*self.overrides, *trial_overrides(self.cfg, self.name, trial.number, trial.params)]
+        trainer: Trainer | None = None
+        start = time.perf_counter()
+        state, value = TrialState.FAIL, None
+        try:
+            cfg = load_config(overrides)
+            trainer = Trainer(cfg, callbacks=[PruningCallback(trial)], label=f"trial {trial.number}")
+            row = trainer.fit()
+            state, value = TrialState.COMPLETE, row["metrics"]["miou"]
+            attrs |= {
+                "step_time_ms": row["cost"]["step_time_ms"],
+                "peak_mem_mb": row["cost"]["peak_mem_mb"],
+                "config_hash": row["config_hash"],
+            }
+        except optuna.TrialPruned as e:
+            state = TrialState.PRUNED
+            attrs["pruned"] = str(e)
+        except NonFiniteLossError as e:
+            attrs |= {"fail_reason": "nonfinite", "error": str(e)}
+        except torch.OutOfMemoryError as e:
+            attrs |= {"fail_reason": "oom", "error": str(e).splitlines()[0]}
+        except ConfigError as e:
+            attrs |= {"fail_reason": "invalid", "error": str(e)}
+        except KeyboardInterrupt:
+            attrs["fail_reason"] = "interrupted"
+            self._finish(trial, TrialState.FAIL, attrs | self._cost(trainer, start))
+            raise
+        except Exception as e:  # a crashing trial must not end the sweep
+            attrs |= {"fail_reason": "error", "error": f"{type(e).__name__}: {e}"}
+            log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
+        self._finish(trial, state, attrs | self._cost(trainer, start), value)
+        if trainer is not None and not self.cfg.tune.keep_trial_checkpoints:
+            shutil.rmtree(trainer.out / "checkpoints", ignore_errors=True)
+            (trainer.out / "model.pt").unlink(missing_ok=True)
+
+    @staticmethod
+    def _cost(trainer: Trainer | None, start: float) -> dict[str, float]:
+        return {
+            "train_seconds": trainer.train_seconds if trainer else 0.0,
+            "wall_seconds": time.perf_counter() - start,
+        }
+
+    def _finish(
+        self, trial: Trial, state: TrialState, attrs: dict[str, Any], value: float | None = None
+    ) -> None:
+        for key, val in attrs.items():
+            trial.set_user_attr(key, val)
+        if state == TrialState.COMPLETE:
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=state)
+
+    def _progress(self, started: float) -> None:
+        tune = self.cfg.tune
+        t = st.tally(self.study)
+        last = self.study.get_trials(deepcopy=False)[-1]
+        done = len(t.counted)
+        try:
+            best = f"{self.study.best_value:.4f} (#{self.study.best_trial.number})"
+        except ValueError:
+            best = "-"
+        value = (
+            f"{last.value:.4f}"
+            if last.value is not None
+            else (st.fail_reason(last) or last.state.name.lower())
+        )
+        if tune.budget == "trials":
+            target = f"{done}/{tune.trials}"
+            remaining = tune.trials - done
+            per_trial = (time.perf_counter() - started) / max(self._mine(), 1)
+            eta = remaining * per_trial / max(tune.workers, 1)
+        else:
+            target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
+            eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
+        head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
+        print(f"{head} | best {best} | {target} | ETA {_duration(eta)}", flush=True)
+
+    def _mine(self) -> int:
+        pid = os.getpid()
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False)
+            if (t.user_attrs.get("owner") or {}).get("pid") == pid and t.state != TrialState.RUNNING
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+def _worker_main(overrides: list[str], worker: int, threads: int) -> None:
+    from bench.cli import setup_logging
+
+    setup_logging()
+    torch.set_num_threads(threads)
+    with contextlib.suppress(KeyboardInterrupt):  # the trial is already marked; the parent reports
+        Sweep.open(overrides, worker).run_worker()
+
+
+def run_sweep(overrides: Sequence[str]) -> Sweep:
+    """Tune one study to its budget with ``tune.workers`` processes; resumes an existing study."""
+    sweep = Sweep.open(overrides)
+    stale = st.fail_stale_trials(sweep.study)
+    if stale:
+        log.info(
+            "%s: %d trial(s) of dead workers marked failed (not counted); they will be replaced",
+            sweep.name,
+            stale,
+        )
+    tune = sweep.cfg.tune
+    log.info(
+        "study %s on %s: %s, %d counted trials so far",
+        sweep.name,
+        st.storage_url_for_log(tune),
+        st.budget_tag(tune),
+        len(st.tally(sweep.study).counted),
+    )
+    if tune.workers == 1:
+        sweep.run_worker()
+        return sweep
+    gpus = torch.cuda.device_count() if sweep.cfg.device in ("auto", "cuda") else 0
+    threads = max(1, (os.cpu_count() or 1) // tune.workers)
+    procs = []
+    for i in range(tune.workers):
+        device = [f"device=cuda:{i % gpus}"] if gpus > 1 else []
+        proc = mp.get_context("spawn").Process(target=_worker_main, args=([*overrides, *device], i, threads))
+        proc.start()
+        procs.append(proc)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.join()
+        raise
+    failed = [i for i, p in enumerate(procs) if p.exitcode not in (0, None)]
+    if failed:
+        raise BenchError(
+            f"sweep workers {failed} exited with an error (see above); rerun to resume the study"
+        )
+    return sweep

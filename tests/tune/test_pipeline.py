@@ -1,0 +1,65 @@
+"""The whole pipeline on CPU-sized synthetic data: sweeps → finals → report → notebook."""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from bench.config.compose import conf_dir
+from bench.report.__main__ import main as report_main
+from bench.report.table import COLUMNS
+from bench.tune.finals import run_finals
+from bench.tune.runner import run_sweep
+
+from ..conftest import sweep_args
+
+NOTEBOOK = conf_dir().parent / "notebooks" / "baseline_vs_kd.ipynb"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, teachers_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("pipeline")
+    args = sweep_args(tmp, teachers_dir, "tune.trials=3", "tune.final_seeds=2")
+    for method in ("baseline", "kd"):
+        run_sweep([*args, f"method={method}"])
+    run_finals(args)
+    return tmp
+
+
+def test_finals_train_on_train_and_score_on_val_once_per_seed(results):
+    from bench.results import load_rows
+
+    rows = load_rows(results / "finals")
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("baseline", 0), ("baseline", 1), ("kd", 0), ("kd", 1)]
+    for r in rows:
+        assert (r["train_split"], r["split"]) == ("train", "val")
+        assert r["config"]["train"]["iterations"] == 6  # the full schedule, not a trial's
+        tuning = r["tuning"]
+        assert tuning["trials"] == 3 and tuning["budget_met"]
+        best = tuning["best_params"]
+        assert r["config"]["train"]["optimizer"]["lr"] == pytest.approx(best["train.optimizer.lr"])
+
+
+def test_report_on_the_pipeline(results):
+    assert report_main(["--finals", str(results / "finals"), "--out", str(results), "--resamples", "500"]) == 0
+    table = pd.read_csv(results / "tables" / "comparison.csv")
+    assert list(table.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(table["method"]) == ["baseline", "kd"]
+    assert list(table["trials"]) == [3, 3] and list(table["seeds"]) == [2, 2]
+    assert list(table["budget_check"]) == ["ok", "ok"]
+
+
+def test_notebook_executes_top_to_bottom(results):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    os.environ["SEGKD_RESULTS"] = str(results)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        del os.environ["SEGKD_RESULTS"]
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3

@@ -1,0 +1,203 @@
+"""Sweeps end to end on CPU: defaults first, exact budgets, resume, failures, splits, storage errors."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from bench.config import load_config
+from bench.config.schema import TermConfig
+from bench.data import build_split
+from bench.errors import BenchError, ConfigError
+from bench.methods import TERMS
+from bench.methods.base import LossTerm
+from bench.results import load_rows
+from bench.tune import study as st
+from bench.tune.runner import Sweep, run_sweep
+from bench.tune.space import load_space
+
+from ..conftest import sweep_args
+
+
+@dataclass
+class _FaultConfig(TermConfig):
+    kind: str = "oom"  # oom | interrupt | nan
+    calls: list[int] | None = None  # which forward calls (0-based, counted per process) misbehave
+
+
+CALLS: dict[str, int] = {}
+
+
+@TERMS.register("_test_fault")
+class _Fault(LossTerm):
+    Config = _FaultConfig
+    needs_teacher = False
+
+    def forward(self, student, teacher, labels=None, step=0):
+        n = CALLS[self.cfg.kind] = CALLS.get(self.cfg.kind, -1) + 1
+        value = student.logits_low.float().mean() * 0
+        if self.cfg.calls is None or n in self.cfg.calls:
+            if self.cfg.kind == "oom":
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            if self.cfg.kind == "interrupt":
+                raise KeyboardInterrupt
+            return value + float("nan")
+        return value
+
+
+def _study(args):
+    sweep = Sweep.open(args)
+    return sweep.study, sweep
+
+
+def test_trial_zero_is_the_literature_default(tmp_path, teachers_dir):
+    args = sweep_args(tmp_path, teachers_dir, "method=kd", "tune.trials=2")
+    sweep = run_sweep(args)
+    first = sweep.study.trials[0]
+    assert first.user_attrs["literature_default"] is True
+    space = load_space(load_config(args))
+    assert first.params == space.defaults
+    assert (
+        first.params["method.terms.kd.weight"] == 1.0 and first.params["method.terms.kd.temperature"] == 1.0
+    )
+    assert sweep.study.trials[1].params != first.params
+
+
+def test_concurrent_worker_processes_meet_the_budget_exactly(tmp_path):
+    args = sweep_args(tmp_path, None, "tune.trials=5", "tune.workers=3")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sweep", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    study, _ = _study(args)
+    tally = st.tally(study)
+    assert len(tally.counted) == 5 and not tally.running
+    assert {t.user_attrs["owner"]["pid"] for t in tally.counted}  # trials ran in worker processes
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in study.trials)
+    # one progress line per finished trial
+    assert sum(line.startswith("[baseline] trial") for line in result.stdout.splitlines()) == len(
+        [t for t in study.trials if t.user_attrs.get("fail_reason") != "over_budget"]
+    )
+
+
+def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
+    CALLS.clear()
+    fault = (
+        "+method.terms.fault={term: _test_fault, kind: interrupt, calls: [14]}"  # 3rd trial (6 steps each)
+    )
+    args = sweep_args(tmp_path, None, "tune.trials=4", fault)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(args)
+    study, _ = _study(args)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL]
+    assert study.trials[2].user_attrs["fail_reason"] == "interrupted"
+    assert not list(tmp_path.rglob("*.tmp"))
+    run_sweep(args)  # the same command resumes the study
+    study, _ = _study(args)
+    assert len(st.tally(study).counted) == 4
+    run_sweep(args)  # at budget: nothing more runs
+    assert len(_study(args)[0].trials) == len(study.trials)
+
+
+def test_stale_trials_of_dead_workers_are_replaced(tmp_path):
+    args = sweep_args(tmp_path, None, "tune.trials=2")
+    study, sweep = _study(args)
+    trial = study.ask(sweep.space.distributions)
+    trial.set_user_attr("owner", {"host": st.owner()["host"], "pid": 2**22 + 12345})  # no such process
+    run_sweep(args)
+    study, _ = _study(args)
+    assert study.trials[0].user_attrs["fail_reason"] == "stale"
+    assert len(st.tally(study).counted) == 2
+
+
+def test_diverging_trials_fail_with_their_reason_and_count(tmp_path):
+    args = sweep_args(tmp_path, None, "tune.trials=2", "+method.terms.fault={term: _test_fault, kind: nan}")
+    sweep = run_sweep(args)
+    assert [t.user_attrs["fail_reason"] for t in sweep.study.trials] == ["nonfinite", "nonfinite"]
+    assert "NaN/inf" in sweep.study.trials[0].user_attrs["error"]
+    assert len(st.tally(sweep.study).counted) == 2
+
+
+def test_oom_trials_are_not_counted_and_the_sweep_goes_on(tmp_path):
+    CALLS.clear()
+    args = sweep_args(
+        tmp_path, None, "tune.trials=2", "+method.terms.fault={term: _test_fault, kind: oom, calls: [0]}"
+    )
+    sweep = run_sweep(args)
+    states = [(t.state, t.user_attrs.get("fail_reason")) for t in sweep.study.trials]
+    assert states == [(TrialState.FAIL, "oom"), (TrialState.COMPLETE, None), (TrialState.COMPLETE, None)]
+
+
+def test_persistent_crashes_stop_the_sweep(tmp_path):
+    args = sweep_args(
+        tmp_path,
+        None,
+        "tune.trials=5",
+        "tune.max_failed_trials=1",
+        "+method.terms.fault={term: _test_fault, kind: oom}",
+    )
+    with pytest.raises(BenchError, match="max_failed_trials=1"):
+        run_sweep(args)
+
+
+def test_trials_never_touch_the_reporting_split(tmp_path):
+    args = sweep_args(tmp_path, None, "tune.trials=2")
+    run_sweep(args)
+    rows = load_rows(tmp_path / "trials")
+    assert rows and {(r["train_split"], r["split"]) for r in rows} == {("tune_train", "tune_holdout")}
+    cfg = load_config(args)
+    train, held = build_split(cfg.dataset, "tune_train"), build_split(cfg.dataset, "tune_holdout")
+    assert not set(train.indices) & set(held.indices)
+    val = build_split(cfg.dataset, "val")
+    val_images = {bytes(val[i][0].numpy()) for i in range(len(val))}
+    assert not val_images & {bytes(held[i][0].numpy()) for i in range(len(held))}
+    assert not list((tmp_path / "trials").rglob("model.pt"))  # trials keep only their result rows
+
+
+def test_changed_settings_on_resume_are_refused(tmp_path):
+    run_sweep(sweep_args(tmp_path, None, "tune.trials=1"))
+    with pytest.raises(ConfigError, match=r"other settings.*sampler_seed"):
+        Sweep.open(sweep_args(tmp_path, None, "tune.trials=1", "tune.sampler_seed=5"))
+
+
+def test_unreachable_storage_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot open study storage sqlite:////nonexistent"):
+        Sweep.open(sweep_args(tmp_path, None, "tune.storage=sqlite:////nonexistent/dir/studies.db"))
+
+
+def test_storage_credentials_are_never_printed_or_written(tmp_path):
+    url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/studies"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sweep", *sweep_args(tmp_path, None, f"tune.storage='{url}'")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "cannot open study storage postgresql://alice:***@127.0.0.1:1/studies" in result.stderr
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or b"s3cr3t-pw" not in path.read_bytes()
+
+
+def test_masking_helpers():
+    from bench.utils.secrets import mask_in, mask_url
+
+    assert mask_url("mysql://u:p%40ss@h/db") == "mysql://u:***@h/db"
+    assert mask_url("redis://h:6379/0?password=x&db=1") == "redis://h:6379/0?password=***&db=1"
+    assert mask_url("results/studies/optuna.journal") == "results/studies/optuna.journal"
+    assert "hunter2" not in mask_in("auth failed for hunter2", "postgresql://bob:hunter2@h/db")
+
+
+def test_study_name_and_storage(tmp_path):
+    cfg = load_config(sweep_args(tmp_path, None, "method=kd", "tune.trials=7"))
+    assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials7"
+    base = load_config(sweep_args(tmp_path, None, "tune.budget=time", "tune.seconds=90"))
+    assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time90s"
+    assert isinstance(st.open_storage(cfg.tune), optuna.storages.JournalStorage)
