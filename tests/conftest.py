@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunConfig, load_config
+from bench.engine.trainer import Callback
 
 # Small enough that a run takes about a second on one CPU core.
 TINY_SYNTHETIC = ["dataset.train_size=24", "dataset.val_size=6", "dataset.image_size=[32,32]"]
@@ -26,6 +27,17 @@ def tiny_config(tmp: Path, *overrides: str, config_name: str = "run") -> RunConf
     return load_config(
         [*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}", *overrides], config_name
     )
+
+
+class CrashAt(Callback):
+    """Raises at the end of optimizer step ``step``: a run killed between two checkpoints."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, step: int) -> None:
+        if step == self.step:
+            raise RuntimeError("simulated crash")
 
 
 @pytest.fixture(scope="session")

@@ -5,22 +5,17 @@ import csv
 from bench.perf.kd import main
 
 
-def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
-    argv = ["--batch", "2", "--classes", "3", "--size", "4", "8", "--student-channels", "4"]
-    argv += [
-        "--teacher-channels",
-        "8",
-        "--device",
-        "cpu",
-        "--repeats",
-        "1",
-        "--warmup",
-        "0",
-        "--min-seconds",
-        "0",
+def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[str]:
+    """A tiny CPU run: one timed iteration, no warm-up."""
+    return [
+        *("--batch", "2", "--classes", "3", "--size", *size, "--student-channels", "4"),
+        *("--teacher-channels", teacher_channels, "--device", "cpu", "--repeats", "1"),
+        *("--warmup", "0", "--min-seconds", "0", "--out", str(tmp_path), *extra),
     ]
-    argv += ["--terms", "kd", "skd_pair", "skd_holistic", "--out", str(tmp_path)]
-    table = main(argv)
+
+
+def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
+    table = main(_args(tmp_path, "--terms", "kd", "skd_pair", "skd_holistic"))
     assert "input 32×64 at OS8" in table and "deeplabv3_r18" in table
     rows = list(csv.DictReader((tmp_path / "kd_cpu_b2_4x8.csv").open()))
     assert [r["term"] for r in rows] == ["kd", "skd_pair", "skd_holistic"]
@@ -30,18 +25,7 @@ def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
 
 
 def test_perf_kd_skips_terms_above_the_memory_limit(tmp_path):
-    argv = ["--batch", "2", "--classes", "3", "--size", "8", "8", "--student-channels", "4"]
-    argv += [
-        "--teacher-channels",
-        "4",
-        "--device",
-        "cpu",
-        "--repeats",
-        "1",
-        "--warmup",
-        "0",
-        "--min-seconds",
-        "0",
-    ]
-    argv += ["--terms", "skd_pair", "--memory-limit-mb", "0", "--out", str(tmp_path)]
-    assert "skipped: estimate" in main(argv)
+    args = _args(
+        tmp_path, "--terms", "skd_pair", "--memory-limit-mb", "0", size=("8", "8"), teacher_channels="4"
+    )
+    assert "skipped: estimate" in main(args)

@@ -12,7 +12,7 @@ from bench.errors import CheckpointError, ConfigError, NonFiniteLossError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm
 
-from .conftest import tiny_config
+from .conftest import CrashAt, tiny_config
 
 
 def test_baseline_trains_evaluates_and_writes_a_complete_row(tmp_path):
@@ -48,15 +48,6 @@ def test_rerun_gives_identical_metrics(tmp_path, teachers_dir):
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
-class _CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, step: int) -> None:
-        if step == self.step:
-            raise RuntimeError("simulated crash")
-
-
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, teachers_dir):
     common = [
         "method=kd",
@@ -67,7 +58,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, teache
     full = train_run(tiny_config(tmp_path / "full", *common))
     crashed = tiny_config(tmp_path / "crash", *common)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_run(crashed, callbacks=[_CrashAt(6)])  # checkpoint at 4; steps 5-6 are lost
+        train_run(crashed, callbacks=[CrashAt(6)])  # checkpoint at 4; steps 5-6 are lost
     assert not (tmp_path / "crash" / "run" / "result.json").exists()
     resumed = Trainer(tiny_config(tmp_path / "crash", *common, "resume=true"))
     row = resumed.fit()

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from bench.config.schema import DatasetConfig
-from bench.data.base import Sample, SegmentationDataset
-from bench.errors import DataError
+from bench.data.base import Sample, SegmentationDataset, default_palette
+from bench.errors import ConfigError, DataError
 from bench.evaluation.metrics import reduce_zero_label
 
 DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
@@ -39,9 +39,18 @@ class FileDataset(SegmentationDataset):
     folder: ClassVar[str] = ""
     layout: ClassVar[str] = ""
     source: ClassVar[str] = ""
+    # The official classes in training-id order, their colours (None: the VOC colour map) and whether
+    # the official labels need reduce_zero_label (ADE20K). Empty for datasets of any class count.
+    classes: ClassVar[tuple[str, ...]] = ()
+    colours: ClassVar[tuple[tuple[int, int, int], ...] | None] = None
+    reduces_zero_label: ClassVar[bool] = False
+    # Raw label value → training id; values not listed become ignore_index. None: labels are ids.
+    label_map: ClassVar[Mapping[int, int] | None] = None
 
     def __init__(self, cfg: DatasetConfig, split: str) -> None:
+        self.check_config(cfg)
         super().__init__(cfg, split)
+        self.lut = None if self.label_map is None else lookup_table(self.label_map, cfg.ignore_index)
         self.root = self.resolve_root(cfg)
         self.pairs = self.list_pairs(self.root, split)
         if not self.pairs:
@@ -62,8 +71,28 @@ class FileDataset(SegmentationDataset):
         raise NotImplementedError
 
     def map_label(self, raw: np.ndarray) -> np.ndarray:
-        """Raw label values → training ids (ignore → ``cfg.ignore_index``); identity by default."""
-        return raw
+        """Raw label values → training ids (ignore → ``cfg.ignore_index``) through :attr:`label_map`."""
+        return raw if self.lut is None else apply_table(raw, self.lut)
+
+    @classmethod
+    def check_config(cls, cfg: DatasetConfig) -> None:
+        if cls.classes and (cfg.num_classes, cfg.reduce_zero_label) != (
+            len(cls.classes),
+            cls.reduces_zero_label,
+        ):
+            raise ConfigError(
+                f"{cfg.name} needs dataset.num_classes={len(cls.classes)} and dataset.reduce_zero_label="
+                f"{str(cls.reduces_zero_label).lower()}; got {cfg.num_classes} and "
+                f"{str(cfg.reduce_zero_label).lower()}"
+            )
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes) if self.classes else super().class_names
+
+    @property
+    def palette(self) -> list[tuple[int, int, int]]:
+        return list(self.colours) if self.colours else default_palette(self.cfg.num_classes)
 
     def official_size(self, split: str) -> int | None:
         """The number of images the official ``split`` has (a warning when the copy differs)."""

@@ -7,13 +7,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from bench.engine.trainer import Callback, Trainer, train_run
+from bench.engine.trainer import Trainer, train_run
 from bench.errors import ConfigError
 from bench.methods import TermContext, build_term
 from bench.methods.terms.cirkd_memory import class_entries, enqueue, memory_kd
 from bench.models import Taps
 
-from ..conftest import tiny_config
+from ..conftest import CrashAt, tiny_config
 
 C, DS, DT = 3, 4, 5
 
@@ -241,15 +241,6 @@ def test_max_anchors_subsamples():
     assert torch.isfinite(term(_taps(s), _taps(t), labels))
 
 
-class _CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, step):
-        if step == self.step:
-            raise RuntimeError("simulated crash")
-
-
 def test_training_resumes_with_the_queues_bit_identically(tmp_path, teachers_dir):
     common = [
         "method=cirkd",
@@ -262,7 +253,7 @@ def test_training_resumes_with_the_queues_bit_identically(tmp_path, teachers_dir
     full = Trainer(tiny_config(tmp_path / "full", *common))
     row = full.fit()
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_run(tiny_config(tmp_path / "crash", *common), callbacks=[_CrashAt(5)])  # resumes at 4
+        train_run(tiny_config(tmp_path / "crash", *common), callbacks=[CrashAt(5)])  # resumes at 4
     resumed = Trainer(tiny_config(tmp_path / "crash", *common, "resume=true"))
     again = resumed.fit()
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in row["history"]]

@@ -5,7 +5,7 @@ import torch
 
 from bench.config import load_config
 from bench.config.schema import MethodConfig
-from bench.engine.trainer import Callback, Trainer, train_run
+from bench.engine.trainer import Trainer, train_run
 from bench.errors import ConfigError
 from bench.methods import Objective, TermContext, build_term
 from bench.methods.terms.skd_holistic import (
@@ -16,7 +16,7 @@ from bench.methods.terms.skd_holistic import (
 )
 from bench.models import Taps
 
-from ..conftest import tiny_config
+from ..conftest import CrashAt, tiny_config
 
 C = 3
 CTX = TermContext(num_classes=C, total_steps=10)
@@ -177,15 +177,6 @@ def test_presets_bundle_the_published_components(preset, terms, tmp_path):
     assert cfg.method.terms["kd"].weight == 1.0 and cfg.method.terms["adv"].weight == 0.001  # CIRKD
 
 
-class _CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, step):
-        if step == self.step:
-            raise RuntimeError("simulated crash")
-
-
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, teachers_dir):
     # D's weights, buffers, Adam moments and the gradient penalty's random mixes all resume exactly.
     common = [
@@ -199,7 +190,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, teachers_dir):
     ]
     full = train_run(tiny_config(tmp_path / "full", *common))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_run(tiny_config(tmp_path / "crash", *common), callbacks=[_CrashAt(5)])  # resumes at 4
+        train_run(tiny_config(tmp_path / "crash", *common), callbacks=[CrashAt(5)])  # resumes at 4
     resumed = Trainer(tiny_config(tmp_path / "crash", *common, "resume=true")).fit()
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
     assert resumed["metrics"] == full["metrics"]

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.config.schema import DatasetConfig
 from bench.data import DATASETS
 from bench.data.files import FileDataset
-from bench.errors import ConfigError
 
 CLASS_NAMES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
@@ -77,26 +75,9 @@ class ADE20K(FileDataset):
         "(MIT Scene Parsing Benchmark, http://sceneparsing.csail.mit.edu/), unzipped"
     )
 
-    @classmethod
-    def check_config(cls, cfg: DatasetConfig) -> None:
-        if cfg.num_classes != len(CLASS_NAMES) or not cfg.reduce_zero_label:
-            raise ConfigError(
-                f"ade20k has {len(CLASS_NAMES)} classes with label 0 = 'other' ignored: it needs "
-                f"dataset.num_classes={len(CLASS_NAMES)} and dataset.reduce_zero_label=true; got "
-                f"{cfg.num_classes} and {cfg.reduce_zero_label}"
-            )
-
-    def __init__(self, cfg: DatasetConfig, split: str) -> None:
-        self.check_config(cfg)
-        super().__init__(cfg, split)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(CLASS_NAMES)
-
-    @property
-    def palette(self) -> list[tuple[int, int, int]]:
-        return list(PALETTE)
+    classes = CLASS_NAMES
+    colours = PALETTE
+    reduces_zero_label = True  # label 0 is "other", not one of the 150 classes
 
     def official_size(self, split: str) -> int | None:
         return {"train": 20210, "val": 2000}.get(split)

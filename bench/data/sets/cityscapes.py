@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from bench.config.schema import DatasetConfig
 from bench.data import DATASETS
-from bench.data.files import FileDataset, apply_table, lookup_table
-from bench.errors import ConfigError
+from bench.data.files import FileDataset
 
 # (name, labelId, RGB colour) of the 19 evaluated classes in trainId order (cityscapesScripts
 # helpers/labels.py).
@@ -57,26 +53,9 @@ class Cityscapes(FileDataset):
         "and gtFine_trainvaltest.zip, unzipped into the same folder"
     )
 
-    def __init__(self, cfg: DatasetConfig, split: str) -> None:
-        self.check_config(cfg)
-        self.lut = lookup_table(LABEL_ID_TO_TRAIN_ID, cfg.ignore_index)
-        super().__init__(cfg, split)
-
-    @classmethod
-    def check_config(cls, cfg: DatasetConfig) -> None:
-        if cfg.num_classes != len(CLASSES) or cfg.reduce_zero_label:
-            raise ConfigError(
-                f"cityscapes has {len(CLASSES)} classes and no zero label to reduce; got "
-                f"dataset.num_classes={cfg.num_classes}, dataset.reduce_zero_label={cfg.reduce_zero_label}"
-            )
-
-    @property
-    def class_names(self) -> list[str]:
-        return [name for name, _, _ in CLASSES]
-
-    @property
-    def palette(self) -> list[tuple[int, int, int]]:
-        return [colour for _, _, colour in CLASSES]
+    classes = tuple(name for name, _, _ in CLASSES)
+    colours = tuple(colour for _, _, colour in CLASSES)
+    label_map = LABEL_ID_TO_TRAIN_ID
 
     def official_size(self, split: str) -> int | None:
         return {"train": 2975, "val": 500}.get(split)
@@ -92,6 +71,3 @@ class Cityscapes(FileDataset):
                 raise self.layout_error(f"image {image} has no label {label}")
             pairs.append((image, label))
         return pairs
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return apply_table(raw, self.lut)

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from bench.config.schema import DatasetConfig
 from bench.data import DATASETS
-from bench.data.base import default_palette
 from bench.data.files import FileDataset
-from bench.errors import ConfigError
 
 CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -55,25 +53,7 @@ class PascalVOC(FileDataset):
         "DeepLab SegmentationClassAug.zip with its train_aug.txt)"
     )
 
-    def __init__(self, cfg: VOCConfig, split: str) -> None:
-        self.check_config(cfg)
-        super().__init__(cfg, split)
-
-    @classmethod
-    def check_config(cls, cfg: VOCConfig) -> None:
-        if cfg.num_classes != len(CLASS_NAMES) or cfg.reduce_zero_label:
-            raise ConfigError(
-                f"voc has {len(CLASS_NAMES)} classes (background included) and no zero label to reduce; got "
-                f"dataset.num_classes={cfg.num_classes}, dataset.reduce_zero_label={cfg.reduce_zero_label}"
-            )
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(CLASS_NAMES)
-
-    @property
-    def palette(self) -> list[tuple[int, int, int]]:
-        return default_palette(len(CLASS_NAMES))  # VOC's own bit-interleaved colour map
+    classes = CLASS_NAMES  # colours: VOC's own bit-interleaved colour map, the default
 
     def official_size(self, split: str) -> int | None:
         if split == "train":
