@@ -33,7 +33,8 @@ def test_finals_train_on_train_and_score_on_val_once_per_seed(results):
     from bench.results import load_rows
 
     rows = load_rows(results / "finals")
-    assert sorted((r["method"], r["seed"]) for r in rows) == [("baseline", 0), ("baseline", 1), ("kd", 0), ("kd", 1)]
+    runs = sorted((r["method"], r["seed"]) for r in rows)
+    assert runs == [("baseline", 0), ("baseline", 1), ("kd", 0), ("kd", 1)]
     for r in rows:
         assert (r["train_split"], r["split"]) == ("train", "val")
         assert r["config"]["train"]["iterations"] == 6  # the full schedule, not a trial's
@@ -44,7 +45,8 @@ def test_finals_train_on_train_and_score_on_val_once_per_seed(results):
 
 
 def test_report_on_the_pipeline(results):
-    assert report_main(["--finals", str(results / "finals"), "--out", str(results), "--resamples", "500"]) == 0
+    args = ["--finals", str(results / "finals"), "--out", str(results), "--resamples", "500"]
+    assert report_main(args) == 0
     table = pd.read_csv(results / "tables" / "comparison.csv")
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS
     assert list(table["method"]) == ["baseline", "kd"]
@@ -56,8 +58,9 @@ def test_notebook_executes_top_to_bottom(results):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     os.environ["SEGKD_RESULTS"] = str(results)
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        ).execute()
     finally:
         del os.environ["SEGKD_RESULTS"]
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
