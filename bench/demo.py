@@ -51,12 +51,11 @@ def main(overrides: list[str]) -> None:
     t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])
     path = teacher_path(t_cfg)
     if path.is_file():
-        log.info(
-            "teacher: reusing %s (val mIoU %.2f)", path, 100 * read_teacher_meta(path)["metrics"]["miou"]
-        )
+        log.info("teacher: reusing %s", path)
     else:
         log.info("teacher: training %s (%d steps)", t_cfg.teacher.name, t_cfg.train.iterations)
         train_teacher(t_cfg)
+    teacher_miou = 100 * read_teacher_meta(path)["metrics"]["miou"]
     for method in METHODS:
         log.info("tuning %s", method)
         run_sweep([*common, f"method={method}"])
@@ -73,6 +72,7 @@ def main(overrides: list[str]) -> None:
         save_figure(tuning_curves_figure(tuning_curves(runs)), RESULTS / "figures" / "tuning_curves.png"),
     ]
     print(f"\nsegkd-bench demo: synthetic data, {time.perf_counter() - start:.0f} s")
+    print(f"teacher {t_cfg.teacher.name}: val mIoU {teacher_miou:.2f}; students {table['student'].iloc[0]}:")
     print(table[[*COLUMNS[3:], "budget_check"]].to_string(index=False, float_format="{:.2f}".format))
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), *figures]))
 

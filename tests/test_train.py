@@ -1,6 +1,7 @@
 """End-to-end training on CPU: train + eval, result rows, determinism, resume, failure modes."""
 
 import json
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -111,3 +112,17 @@ def test_nan_loss_stops_the_run_naming_step_and_term(tmp_path):
         train_run(cfg)
     assert err.value.step == 3 and err.value.term == "boom"
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_gradient_clipping_and_bf16_autocast_train(tmp_path, teachers_dir):
+    cfg = tiny_config(
+        tmp_path,
+        "method=kd",
+        f"teachers_dir={teachers_dir}",
+        "train.grad_clip=0.5",
+        "train.precision=bf16",
+        "train.channels_last=true",
+    )
+    row = train_run(cfg)
+    assert all(math.isfinite(h["loss"]) for h in row["history"] if "loss" in h)
+    assert row["config"]["train"]["precision"] == "bf16"

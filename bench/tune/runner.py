@@ -280,13 +280,23 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
         st.budget_tag(tune),
         len(st.tally(sweep.study).counted),
     )
-    if tune.workers == 1:
-        sweep.run_worker()
-        return sweep
-    gpus = torch.cuda.device_count() if sweep.cfg.device in ("auto", "cuda") else 0
-    threads = max(1, (os.cpu_count() or 1) // tune.workers)
+    try:
+        if tune.workers == 1:
+            sweep.run_worker()
+        else:
+            _run_worker_processes(sweep.cfg, overrides)
+    finally:
+        st.record_realised_budget(sweep.study)
+    return sweep
+
+
+def _run_worker_processes(cfg: RunConfig, overrides: Sequence[str]) -> None:
+    """``tune.workers`` processes on this machine; on CUDA one GPU each when several are visible."""
+    workers = cfg.tune.workers
+    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
+    threads = max(1, (os.cpu_count() or 1) // workers)
     procs = []
-    for i in range(tune.workers):
+    for i in range(workers):
         device = [f"device=cuda:{i % gpus}"] if gpus > 1 else []
         proc = mp.get_context("spawn").Process(target=_worker_main, args=([*overrides, *device], i, threads))
         proc.start()
@@ -300,7 +310,4 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
         raise
     failed = [i for i, p in enumerate(procs) if p.exitcode not in (0, None)]
     if failed:
-        raise BenchError(
-            f"sweep workers {failed} exited with an error (see above); rerun to resume the study"
-        )
-    return sweep
+        raise BenchError(f"sweep workers {failed} exited with an error (see above); rerun to resume")

@@ -205,6 +205,14 @@ def tally(study: optuna.Study) -> Tally:
     return Tally(counted, running, failures)
 
 
+def record_realised_budget(study: optuna.Study) -> dict[str, Any]:
+    """Store what the study has spent (counted trials, training seconds, uncounted failures)."""
+    t = tally(study)
+    realised = {"trials": len(t.counted), "seconds": t.seconds, "uncounted_failures": t.uncounted_failures}
+    study.set_user_attr("realised_budget", realised)
+    return realised
+
+
 def budget_left(study: optuna.Study, tune: TuneConfig, now: float) -> bool:
     """Whether another trial may start (counted + running stay within the budget)."""
     t = tally(study)
