@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config.schema import TermConfig
-from bench.models.taps import Taps
+from bench.models.taps import Taps, upsample
 
 
 @dataclass
@@ -97,6 +97,15 @@ class LossTerm(nn.Module):
 def fp32(taps: Taps) -> torch.autocast:
     """A context that disables autocast on the taps' device, for fp32 loss math under AMP."""
     return torch.autocast(device_type=taps.logits_low.device.type, enabled=False)
+
+
+def aligned(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The project's alignment rule for a student/teacher pair of maps, in fp32.
+
+    The student map is bilinearly resized to the teacher's spatial size (never the other way round;
+    kd_methods.md §7.1); channel widths are left to the term's adapter.
+    """
+    return upsample(student.float(), teacher.shape[-2:]), teacher.float()
 
 
 def labels_to(labels: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

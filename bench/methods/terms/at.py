@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from bench.config.schema import TermConfig
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, fp32
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, aligned, fp32
+from bench.models.taps import Taps
 
 
 @dataclass
@@ -52,6 +52,5 @@ class AT(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.feat
         with fp32(student):
-            return at_loss(upsample(student.feat.float(), t.shape[-2:]), t)
+            return at_loss(*aligned(student.feat, teacher.feat))

@@ -12,8 +12,8 @@ from torch import nn
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32, labels_to
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, TermContext, aligned, fp32, labels_to
+from bench.models.taps import Taps
 
 # Float32 copies of an anchor × contrast logit matrix alive at the peak (student and teacher logits,
 # their log-softmax, the KL terms, the backward buffer).
@@ -201,11 +201,11 @@ class CIRKDMemory(LossTerm):
     ) -> torch.Tensor:
         if labels is None:
             raise ValueError("cirkd_memory needs labels (anchors and queues are per class)")
-        t = teacher.feat
         cfg = self.cfg
         with fp32(student):
-            s_emb = F.normalize(self.head(upsample(student.feat.float(), t.shape[-2:])), dim=1)
-            t_emb = F.normalize(t.detach().float(), dim=1)
+            s, t = aligned(student.feat, teacher.feat)
+            s_emb = F.normalize(self.head(s), dim=1)
+            t_emb = F.normalize(t.detach(), dim=1)
             lab = labels_to(labels, t.shape[-2:])
             if self.training:
                 self.update_queues(t_emb, lab)

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, TermContext, aligned, fp32
+from bench.models.taps import Taps
 
 # Float32 copies of an affinity matrix alive at the peak of forward + backward (student affinities,
 # their log-softmax, teacher affinities and log-probabilities, the KL terms, the backward buffer).
@@ -108,10 +108,9 @@ class CIRKDMiniBatch(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.feat
         with fp32(student):
-            s = upsample(student.feat.float(), t.shape[-2:])
-            s, t = pool_features(s, self.cfg.pool_size), pool_features(t.float(), self.cfg.pool_size)
+            s, t = aligned(student.feat, teacher.feat)
+            s, t = pool_features(s, self.cfg.pool_size), pool_features(t, self.cfg.pool_size)
             return minibatch_pair_loss(s, t, self.cfg.temperature, self.cfg.group_size)
 
     def estimate_memory_mb(self) -> float | None:

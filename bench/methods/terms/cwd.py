@@ -11,9 +11,9 @@ from torch import nn
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32
+from bench.methods.base import LossTerm, TermContext, aligned, fp32
 from bench.methods.terms.fitnet import feat_channels
-from bench.models.taps import Taps, upsample
+from bench.models.taps import Taps
 
 ADAPTERS = ("conv", "conv_bn_relu")
 NORMALIZERS = ("teacher", "student")
@@ -83,10 +83,8 @@ class CWDLogits(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.logits_low
         with fp32(student):
-            s = upsample(student.logits_low.float(), t.shape[-2:])
-            return cwd_loss(s, t, self.cfg.temperature)
+            return cwd_loss(*aligned(student.logits_low, teacher.logits_low), self.cfg.temperature)
 
 
 @TERMS.register("cwd_feat")
@@ -128,8 +126,8 @@ class CWDFeat(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.feat
         with fp32(student):
-            s = self.adapter(upsample(student.feat.float(), t.shape[-2:]))
+            s, t = aligned(student.feat, teacher.feat)
+            s = self.adapter(s)
             channels = self.student_dim if self.cfg.normalizer == "student" else self.teacher_dim
             return cwd_loss(s, t, self.cfg.temperature, channels)

@@ -8,8 +8,8 @@ import torch
 
 from bench.config.schema import TermConfig
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, fp32, labels_to
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, aligned, fp32, labels_to
+from bench.models.taps import Taps
 
 EPS = 1e-8  # the official cosine denominator epsilon
 
@@ -87,7 +87,7 @@ class DIST(LossTerm):
     requires = frozenset({"logits_low", "aux_logits"})
 
     def _pair(self, s: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        s = upsample(s.float(), t.shape[-2:])
+        s, t = aligned(s, t)
         mask = None
         if self.cfg.mask_ignore and labels is not None:
             mask = labels_to(labels, t.shape[-2:]) != self.ctx.ignore_index

@@ -11,8 +11,8 @@ from torch import nn
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, TermContext, aligned, fp32
+from bench.models.taps import Taps
 
 
 @dataclass
@@ -63,7 +63,6 @@ class FitNet(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.feat
         with fp32(student):
-            s = self.adapter(upsample(student.feat.float(), t.shape[-2:]))
-            return fitnet_loss(s, t)
+            s, t = aligned(student.feat, teacher.feat)
+            return fitnet_loss(self.adapter(s), t)

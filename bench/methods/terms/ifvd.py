@@ -9,8 +9,8 @@ import torch
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32, labels_to
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, TermContext, aligned, fp32, labels_to
+from bench.models.taps import Taps
 
 PROTOTYPE_EPS = 1e-6  # official: Σ f / (count + 1e-6)
 COSINE_EPS = 1e-8  # nn.CosineSimilarity's default, as in the official code
@@ -100,7 +100,6 @@ class IFVD(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.feat
         with fp32(student):
-            s = upsample(student.feat.float(), t.shape[-2:])
+            s, t = aligned(student.feat, teacher.feat)
             return ifvd_loss(s, t, labels, self.ctx.num_classes, self.cfg.mask_ignore)

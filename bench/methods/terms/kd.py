@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from bench.config.schema import TermConfig
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, fp32, labels_to
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, aligned, fp32, labels_to
+from bench.models.taps import Taps
 
 
 @dataclass
@@ -60,9 +60,8 @@ class KD(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.logits_low
         with fp32(student):
-            s = upsample(student.logits_low.float(), t.shape[-2:])
+            s, t = aligned(student.logits_low, teacher.logits_low)
             mask = None
             if self.cfg.mask_ignore and labels is not None:
                 mask = (labels_to(labels, t.shape[-2:]) != self.ctx.ignore_index).float()

@@ -16,7 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32
+from bench.methods.base import LossTerm, TermContext, aligned, fp32
 from bench.models.taps import Taps, upsample
 
 LOSSES = ("hinge", "wgan-gp")
@@ -207,9 +207,8 @@ class SKDHolistic(LossTerm):
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
     ) -> torch.Tensor:
-        t = teacher.logits_low
         with fp32(student), _frozen(self.disc):
-            s = upsample(student.logits_low.float(), t.shape[-2:])
+            s, _ = aligned(student.logits_low, teacher.logits_low)
             return generator_loss(self.disc(s))
 
     def discriminator_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
-from bench.methods.base import LossTerm, TermContext, fp32
-from bench.models.taps import Taps, upsample
+from bench.methods.base import LossTerm, TermContext, aligned, fp32
+from bench.models.taps import Taps
 
 # Full [B, M, M] fp32 matrices alive at the peak of forward + backward: 2 measured on CPU (the teacher
 # affinity and the difference in forward; the difference and its gradient in backward), plus one for
@@ -109,7 +109,7 @@ class SKDPair(LossTerm):
         t = teacher.feat
         window = pool_window(tuple(t.shape[-2:]), self.cfg.pool_kernel, self.cfg.pool_scale)
         with fp32(student):
-            s = upsample(student.feat.float(), t.shape[-2:])
+            s, t = aligned(student.feat, t)
             return skd_pair_loss(s, t, window, self.cfg.detach_norm)
 
     def estimate_memory_mb(self) -> float | None:
