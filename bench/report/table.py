@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pandas as pd
 
 from bench.report.stats import paired_delta, undertuned
 from bench.results import load_rows
+from bench.utils.io import write_text_atomic
 
 COLUMNS = [
     "dataset",
@@ -175,21 +175,15 @@ def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         "md": out_dir / "comparison.md",
         "tex": out_dir / "comparison.tex",
     }
-    _atomic_text(paths["csv"], table.to_csv(index=False))
+    write_text_atomic(paths["csv"], table.to_csv(index=False))
     shown = table[[*COLUMNS, "budget_check"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
     if (table["budget_check"] != "ok").any():
         md = "**WARNING: some comparisons are not on equal budgets (see budget_check).**\n\n" + md
-    _atomic_text(paths["md"], md + "\n")
+    write_text_atomic(paths["md"], md + "\n")
     latex = shown.style.format(precision=2, na_rep="--").hide(axis="index").to_latex(hrules=True)
-    _atomic_text(paths["tex"], latex.replace("_", r"\_"))
+    write_text_atomic(paths["tex"], latex.replace("_", r"\_"))
     return paths
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    from bench.utils.io import _atomic_write
-
-    _atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
@@ -201,7 +195,3 @@ def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None
             None if v is None else 100 * v for v in r.tuning["best_so_far"]
         ]
     return curves
-
-
-def summary_json(table: pd.DataFrame) -> str:
-    return json.dumps(table.to_dict(orient="records"), indent=2, default=str)

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 
 from bench.config import RunConfig, load_config
+from bench.config.schema import TuneConfig
 from bench.engine.trainer import Trainer
 from bench.errors import ConfigError
 from bench.tune import study as st
@@ -43,7 +44,7 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
     return sorted(names)
 
 
-def study_summary(study: optuna.Study) -> dict[str, Any]:
+def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
     """What a final run records about the study it comes from."""
     tally = st.tally(study)
     best = st.best_trial(study)
@@ -59,7 +60,7 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         "trials": len(tally.counted),
         "tune_seconds": tally.seconds,
         "uncounted_failures": tally.uncounted_failures,
-        "budget_met": st.budget_met(study, _tune_of(settings)),
+        "budget_met": st.budget_met(study, tune),
         "best_so_far": st.best_so_far(study),
     }
 
@@ -71,13 +72,6 @@ def _default_value(study: optuna.Study) -> float | None:
     return None
 
 
-def _tune_of(settings: dict[str, Any]):
-    from bench.config.schema import TuneConfig
-
-    b = settings["budget"]
-    return TuneConfig(budget=b["kind"], trials=b["trials"] or 0, seconds=b["seconds"] or 0.0)
-
-
 def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str, Any]]:
     """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows."""
     cfg = load_config(overrides)
@@ -85,7 +79,7 @@ def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str
     rows = []
     for name in select_studies(cfg, storage, method):
         study = optuna.load_study(study_name=name, storage=storage)
-        summary = study_summary(study)
+        summary = study_summary(study, cfg.tune)
         summary["storage"] = mask_url(st.storage_url(cfg.tune))
         if not summary["budget_met"]:
             log.warning(

@@ -38,6 +38,11 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return _atomic_write(path, lambda f: f.write(payload))
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return _atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def save_torch_atomic(path: str | Path, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
     return _atomic_write(path, lambda f: torch.save(obj, f))
