@@ -19,7 +19,7 @@ import matplotlib
 
 from bench.cli import run_cli
 from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
-from bench.report.table import COLUMNS, comparison, final_runs, tuning_curves, write_tables
+from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
 from bench.teacher import teacher_config, train_teacher
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune.finals import run_finals
@@ -73,7 +73,11 @@ def main(overrides: list[str]) -> None:
     ]
     print(f"\nsegkd-bench demo: synthetic data, {time.perf_counter() - start:.0f} s")
     print(f"teacher {t_cfg.teacher.name}: val mIoU {teacher_miou:.2f}; students {table['student'].iloc[0]}:")
-    print(table[[*COLUMNS[3:], "budget_check"]].to_string(index=False, float_format="{:.2f}".format))
+    shown = table[[*COLUMNS[3:], "budget_check", "extra_dims"]].copy()
+    shown["extra_dims"] = shown["extra_dims"].str.replace("method.terms.", "", regex=False)
+    print(shown.to_string(index=False, float_format="{:.2f}".format))
+    for line in flags(table):
+        print(f"flag: {line}")
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), *figures]))
 
 

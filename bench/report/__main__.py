@@ -10,15 +10,30 @@ import matplotlib
 import pandas as pd
 
 from bench.cli import setup_logging
+from bench.errors import BenchError
 from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
-from bench.report.table import COLUMNS, comparison, final_runs, tuning_curves, write_tables
+from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
+from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
     parser.add_argument("--finals", type=Path, default=Path("results/finals"), help="final runs (make final)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="writes tables/ and figures/ here")
-    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples for the Δ CI")
+    parser.add_argument(
+        "--ci",
+        choices=CI_METHODS,
+        default="t",
+        help=f"95%% interval of Δ: paired t (default) or BCa bootstrap (from {BCA_MIN_SEEDS} seeds up)",
+    )
+    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (--ci bca)")
+    parser.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="use only the finals of studies matching this shell pattern (repeatable), e.g. '*/trials20'",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
@@ -26,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if runs.empty:
         print(f"error: no final runs under {args.finals}; run `make final` first", file=sys.stderr)
         return 2
-    table = comparison(runs, n_resamples=args.resamples)
+    try:
+        table = comparison(runs, n_resamples=args.resamples, ci=args.ci, studies=args.study)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     paths = write_tables(table, args.out / "tables")
     gaps = save_figure(gaps_figure(table), args.out / "figures" / "gaps.png")
     curves = save_figure(
@@ -35,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):
-        print(table[COLUMNS[3:]].to_string(index=False))
-    unequal = table[table["budget_check"] != "ok"]
-    for r in unequal.itertuples():
-        print(f"WARNING: {r.dataset}/{r.student}/{r.teacher}/{r.method}: {r.budget_check}", file=sys.stderr)
+        print(table[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
+    for line in flags(table):
+        print(f"WARNING: {line}", file=sys.stderr)
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), gaps, curves]))
     return 0
 

@@ -25,7 +25,7 @@ def gaps_figure(table: pd.DataFrame) -> plt.Figure:
         ax.scatter(part["delta"], list(y), c=colors, zorder=3)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(list(y), part["method"])
-        ax.set_xlabel("Δ mIoU vs tuned baseline (points, 95% bootstrap CI)")
+        ax.set_xlabel("Δ mIoU vs tuned baseline (points, 95% CI)")
         ax.set_title(f"{dataset} · {student} ← {teacher}", fontsize=10)
     if not groups:
         axes[0, 0].text(0.5, 0.5, "no KD method to compare", ha="center", va="center")

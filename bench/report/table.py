@@ -1,15 +1,26 @@
-"""The comparison table: one row per method per dataset × student × teacher."""
+"""The comparison table: one row per method per dataset × student × teacher, each from one study.
+
+A row holds the finals of exactly one study (name and settings hash, recorded by every final run):
+finals of two studies of one method never share a row — the report stops and names both, and
+``--study`` chooses. Every row is then checked for equal terms with its baseline
+(:func:`equal_terms`); what differs is written to ``budget_check`` and listed by :func:`flags`.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report.stats import paired_delta, undertuned
-from bench.results import load_rows
+from bench.errors import BenchError
+from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
+from bench.results import RESULT_FILE, read_row
+from bench.tune.study import settings_hash
 from bench.utils.io import write_text_atomic
 
 COLUMNS = [
@@ -26,13 +37,26 @@ COLUMNS = [
     "delta_ci_low",
     "delta_ci_high",
     "p_value",
+    "p_holm",
+    "mde",
     "tune_seconds",
+    "pruned_frac",
     "step_time_ms",
     "peak_mem_mb",
+    "teacher_miou",
     "undertuned",
 ]
-EXTRA = ["budget_check", "holdout_miou", "default_holdout_miou", "study"]
-# Settings that must be identical for every method of a comparison.
+EXTRA = [
+    "budget_check",
+    "extra_dims",
+    "ci_method",
+    "holdout_miou",
+    "default_holdout_miou",
+    "study",
+    "settings_hash",
+    "teacher_sha256",
+]
+# Study settings that must be identical for every method of a comparison.
 SHARED_SETTINGS = (
     "budget",
     "sampler",
@@ -46,13 +70,19 @@ SHARED_SETTINGS = (
 )
 
 
+class ReportError(BenchError):
+    """Final runs that cannot be put in one table as they are (mixed studies, duplicate seeds)."""
+
+
 def final_runs(finals_dir: Path) -> pd.DataFrame:
     """One line per final run (rows written by ``make final``)."""
     records = []
-    for row in load_rows(finals_dir):
+    for path in sorted(Path(finals_dir).rglob(RESULT_FILE)):
+        row = read_row(path)
         tuning = row.get("tuning") or {}
         if not tuning:
             continue
+        teacher = row.get("teacher_checkpoint") or {}
         records.append(
             {
                 "dataset": row["dataset"],
@@ -64,16 +94,57 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
                 "study": tuning["study"],
+                "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
+                "teacher_sha256": teacher.get("sha256"),
+                "path": str(path),
                 "tuning": tuning,
             }
         )
     return pd.DataFrame.from_records(records)
 
 
-def comparison(runs: pd.DataFrame, n_resamples: int = 10000) -> pd.DataFrame:
+def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
+    """Keep the finals of studies whose name matches one of ``patterns`` (shell-style, e.g. ``*/trials6``)."""
+    if not patterns or runs.empty:
+        return runs
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(s, pattern) for s in runs["study"]):
+            known = ", ".join(sorted(set(runs["study"])))
+            raise ReportError(f"--study '{pattern}' matches no study of the final runs; studies: {known}")
+    keep = runs["study"].map(lambda s: any(fnmatch.fnmatchcase(s, p) for p in patterns))
+    return runs[keep]
+
+
+def check_identity(runs: pd.DataFrame) -> None:
+    """One study per method and group, one final run per seed; otherwise a :class:`ReportError`."""
+    keys = ["dataset", "student", "teacher", "method"]
+    for key, part in runs.groupby(keys, dropna=False, sort=True):
+        studies = part.drop_duplicates(["study", "settings_hash"])
+        if len(studies) > 1:
+            a, b = studies.iloc[0], studies.iloc[1]
+            raise ReportError(
+                f"the finals of method '{key[3]}' ({key[0]}/{key[1]}) come from {len(studies)} studies: "
+                f"'{a.study}' (settings {a.settings_hash}, e.g. {a.path}) and '{b.study}' (settings "
+                f"{b.settings_hash}, e.g. {b.path}); one row needs one study: choose with "
+                f"--study '{a.study}' (a shell pattern; repeat for other methods) or move the other "
+                "study's finals away"
+            )
+        dup = part[part.duplicated("seed", keep=False)].sort_values("seed")
+        if not dup.empty:
+            raise ReportError(
+                f"study '{part.study.iloc[0]}' has {len(dup)} final runs for seed {dup.seed.iloc[0]}: "
+                f"{', '.join(dup.path)}; keep one (e.g. finals of two storages holding one study name)"
+            )
+
+
+def comparison(
+    runs: pd.DataFrame, n_resamples: int = 10000, ci: str = "t", studies: Sequence[str] = ()
+) -> pd.DataFrame:
     """The comparison table from :func:`final_runs` (mIoU and Δ in percentage points)."""
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS + EXTRA)
+    runs = choose_studies(runs, studies)
+    check_identity(runs)
     out = []
     kd = runs[runs["teacher"].notna()]
     groups = sorted({(r.dataset, r.student, r.teacher) for r in kd.itertuples()}) or sorted(
@@ -85,15 +156,15 @@ def comparison(runs: pd.DataFrame, n_resamples: int = 10000) -> pd.DataFrame:
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
         base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
         rows = [
-            _row(dataset, student, teacher, method, part, base_scores, n_resamples)
+            _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
             for method, part in members.groupby("method", sort=True)
         ]
         rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
-        for r, check in zip(rows, _budget_checks(rows, members), strict=True):
-            r["budget_check"] = check
+        for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+            r["p_holm"] = adjusted
+        for r, problems in zip(rows, equal_terms(rows), strict=True):
+            r["budget_check"] = "; ".join(problems) if problems else "ok"
         out.extend(rows)
-    for r in out:
-        r.pop("_tuning")
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
 
 
@@ -105,12 +176,22 @@ def _row(
     part: pd.DataFrame,
     base_scores: dict[int, float],
     n_resamples: int,
+    ci: str,
 ) -> dict[str, Any]:
     tuning = part["tuning"].iloc[0]
     scores = dict(zip(part["seed"], part["miou"], strict=True))
     is_base = method == "baseline"
-    d = paired_delta(scores, base_scores, n_resamples=n_resamples)
+    if not is_base and ci == "bca" and len(set(scores) & set(base_scores)) < BCA_MIN_SEEDS:
+        raise ReportError(
+            f"--ci bca needs at least {BCA_MIN_SEEDS} paired seeds; '{method}' has "
+            f"{len(set(scores) & set(base_scores))} (SEEDS={BCA_MIN_SEEDS} make final), or use the "
+            "default t-interval"
+        )
+    d = paired_delta(scores, base_scores, ci=ci, n_resamples=n_resamples)
     values = np.array(list(scores.values()))
+    std = values.std(ddof=1) if len(values) > 1 else math.nan
+    space = tuning["settings"].get("space") or {}
+    nan = math.nan
     return {
         "dataset": dataset,
         "student": student,
@@ -120,51 +201,149 @@ def _row(
         "trials": tuning["trials"],
         "seeds": len(scores),
         "miou_mean": values.mean(),
-        "miou_std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+        "miou_std": std,
         "delta": 0.0 if is_base else d.delta,
-        "delta_ci_low": float("nan") if is_base else d.ci_low,
-        "delta_ci_high": float("nan") if is_base else d.ci_high,
-        "p_value": float("nan") if is_base else d.p_value,
+        "delta_ci_low": nan if is_base else d.ci_low,
+        "delta_ci_high": nan if is_base else d.ci_high,
+        "p_value": nan if is_base else d.p_value,
+        "mde": nan if is_base else d.mde,
         "tune_seconds": tuning["tune_seconds"],
+        "pruned_frac": tuning.get("pruned", 0) / tuning["trials"] if tuning["trials"] else nan,
         "step_time_ms": part["step_time_ms"].mean(),
         "peak_mem_mb": part["peak_mem_mb"].max(),
-        "undertuned": undertuned(tuning["best_so_far"]),
-        "holdout_miou": 100 * tuning["holdout_miou"],
-        "default_holdout_miou": (
-            100 * tuning["literature_default_miou"]
-            if tuning.get("literature_default_miou") is not None
-            else float("nan")
-        ),
+        "teacher_miou": _percent(tuning.get("teacher_miou")),
+        # an improvement within one seed sd of the finals is noise, not under-tuning
+        "undertuned": undertuned(tuning["best_so_far"], min_gain=0.0 if math.isnan(std) else std / 100),
+        "extra_dims": " ".join(space.get("method") or {}),
+        "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else ci),
+        "holdout_miou": _percent(tuning["holdout_miou"]),
+        "default_holdout_miou": _percent(tuning.get("literature_default_miou")),
         "study": tuning["study"],
-        "_tuning": tuning,
+        "settings_hash": part["settings_hash"].iloc[0],
+        "teacher_sha256": part["teacher_sha256"].iloc[0],
+        "_tuning": [t for t in part["tuning"]],
+        "_teachers": set(part["teacher_sha256"]),
         "_seeds": sorted(scores),
     }
 
 
-def _budget_checks(rows: list[dict[str, Any]], members: pd.DataFrame) -> list[str]:
-    """'ok', or why a method's comparison with the baseline is not on equal terms."""
+def _percent(value: float | None) -> float:
+    return math.nan if value is None else 100 * value
+
+
+def equal_terms(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Per row, why its comparison with the baseline is not on equal terms (empty: equal).
+
+    Checked: the study's own budget (met; trials exactly; time within one trial per worker), the
+    literature default among the counted trials, the teacher the finals used; against the
+    baseline: every setting of :data:`SHARED_SETTINGS`, the shared search space by content, the
+    method's own dimensions (``method.*`` only), the realised budget (trials exactly; seconds
+    within one trial per worker of each study), the final seeds; across the KD methods: one teacher
+    checkpoint. Consumes the rows' private fields.
+    """
     base = next((r for r in rows if r["method"] == "baseline"), None)
-    checks = []
+    teachers = {r["method"]: r["teacher_sha256"] for r in rows if r["method"] != "baseline"}
+    out = []
     for r in rows:
-        problems = []
-        t = r["_tuning"]
-        if not t.get("budget_met", True):
-            problems.append("budget not met")
+        problems = _own_problems(r)
         if base is None:
             problems.append("no tuned baseline")
-        else:
-            ref = base["_tuning"]
-            for key in SHARED_SETTINGS:
-                if t["settings"].get(key) != ref["settings"].get(key):
-                    problems.append(f"{key} differs from the baseline's")
-            if r["budget_kind"] == "trials" and r["trials"] != base["trials"]:
-                problems.append(f"{r['trials']} trials vs the baseline's {base['trials']}")
-            if r["_seeds"] != base["_seeds"]:
-                problems.append("seeds differ from the baseline's")
-        checks.append("ok" if not problems else "; ".join(problems))
+        elif r is not base:
+            problems.extend(_against_baseline(r, base))
+        if r["method"] != "baseline" and len(set(teachers.values())) > 1:
+            listed = ", ".join(f"{m} {(s or 'none')[:12]}" for m, s in sorted(teachers.items()))
+            problems.append(f"teacher checkpoints differ across the KD methods ({listed})")
+        out.append(problems)
     for r in rows:
-        r.pop("_seeds")
-    return checks
+        for key in ("_tuning", "_teachers", "_seeds"):
+            r.pop(key)
+    return out
+
+
+def _own_problems(r: dict[str, Any]) -> list[str]:
+    t = r["_tuning"][0]
+    settings, problems = t["settings"], []
+    if len({x.get("best_trial") for x in r["_tuning"]}) > 1:
+        problems.append("the finals retrained different best trials (the study changed between them)")
+    if not t.get("budget_met", True):
+        problems.append("budget not met")
+    budget = settings["budget"]
+    if budget["kind"] == "trials" and budget.get("trials") is not None and t["trials"] != budget["trials"]:
+        problems.append(f"{t['trials']} counted trials for a budget of {budget['trials']}")
+    if budget["kind"] == "time" and budget.get("seconds") is not None:
+        over, tol = t["tune_seconds"] - budget["seconds"], t.get("seconds_tolerance", 0.0)
+        if over > tol:
+            problems.append(
+                f"{t['tune_seconds']:.0f} s of training overshoot the budget of {budget['seconds']:.0f} s "
+                f"by more than one trial per worker ({tol:.0f} s)"
+            )
+    if not t.get("literature_default_counted", False):
+        problems.append("the literature default (trial 0) is not among the counted trials")
+    if "space" not in settings:
+        problems.append("search space not recorded (finals of an older version: rerun make final)")
+    if r["method"] != "baseline":
+        if len(r["_teachers"]) > 1:
+            problems.append("the finals used different teacher checkpoints")
+        tuned = settings.get("teacher_sha256")
+        if tuned and r["teacher_sha256"] and tuned != r["teacher_sha256"]:
+            problems.append(
+                f"the finals used teacher {r['teacher_sha256'][:12]}, the study was tuned with {tuned[:12]}"
+            )
+        outside = [k for k in (settings.get("space") or {}).get("method", {}) if not k.startswith("method.")]
+        if outside:
+            problems.append(
+                f"own dimensions outside method.* ({', '.join(outside)}): the baseline cannot tune them"
+            )
+    return problems
+
+
+def _against_baseline(r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    t, b = r["_tuning"][0], base["_tuning"][0]
+    problems = [
+        f"{key} differs from the baseline's"
+        for key in SHARED_SETTINGS
+        if t["settings"].get(key) != b["settings"].get(key)
+    ]
+    shared, base_shared = _shared_space(t), _shared_space(b)
+    if shared is not None and base_shared is not None and shared != base_shared:
+        diff = sorted(k for k in set(shared) | set(base_shared) if shared.get(k) != base_shared.get(k))
+        problems.append(f"shared search space differs from the baseline's ({', '.join(diff)})")
+    if r["budget_kind"] == "trials" and r["trials"] != base["trials"]:
+        problems.append(f"{r['trials']} trials vs the baseline's {base['trials']}")
+    if r["budget_kind"] == "time" == base["budget_kind"]:
+        gap = abs(t["tune_seconds"] - b["tune_seconds"])
+        tol = max(t.get("seconds_tolerance", 0.0), b.get("seconds_tolerance", 0.0))
+        if gap > tol:
+            problems.append(
+                f"{t['tune_seconds']:.0f} s of training vs the baseline's {b['tune_seconds']:.0f} s "
+                f"(more than one trial per worker apart: {tol:.0f} s)"
+            )
+    if r["_seeds"] != base["_seeds"]:
+        problems.append("seeds differ from the baseline's")
+    return problems
+
+
+def _shared_space(tuning: dict[str, Any]) -> dict[str, Any] | None:
+    space = tuning["settings"].get("space")
+    return None if space is None else space.get("shared", {})
+
+
+def flags(table: pd.DataFrame) -> list[str]:
+    """Every flag of the table, one line each: unequal terms, under-tuning, constant Δ."""
+    out = []
+    for r in table.itertuples():
+        where = f"{r.dataset}/{r.student}/{r.teacher}/{r.method}"
+        if r.budget_check != "ok":
+            out.append(f"{where}: {r.budget_check}")
+        if r.undertuned:
+            tail = undertuned_tail(int(r.trials)) if r.trials else 1
+            out.append(
+                f"{where}: undertuned (best hold-out mIoU still improved by more than a seed sd "
+                f"in the last {tail} of {r.trials} trials)"
+            )
+        if r.ci_method == "none (constant Δ)":
+            out.append(f"{where}: constant Δ over the seeds: no CI, p from the exact sign-flip test")
+    return out
 
 
 def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
@@ -176,10 +355,12 @@ def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         "tex": out_dir / "comparison.tex",
     }
     write_text_atomic(paths["csv"], table.to_csv(index=False))
-    shown = table[[*COLUMNS, "budget_check"]]
+    shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
-    if (table["budget_check"] != "ok").any():
-        md = "**WARNING: some comparisons are not on equal budgets (see budget_check).**\n\n" + md
+    lines = flags(table)
+    if lines:
+        head = "**WARNING: flagged comparisons (see budget_check and undertuned):**\n\n"
+        md = head + "\n".join(f"- {line}" for line in lines) + "\n\n" + md
     write_text_atomic(paths["md"], md + "\n")
     latex = shown.style.format(precision=2, na_rep="--").hide(axis="index").to_latex(hrules=True)
     write_text_atomic(paths["tex"], latex.replace("_", r"\_"))
@@ -187,7 +368,7 @@ def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
 
 
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Best-so-far hold-out mIoU (%) per trial, per group and method."""
+    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method."""
     curves: dict[tuple, dict[str, list[float | None]]] = {}
     for r in runs.drop_duplicates("study").itertuples():
         key = (r.dataset, r.student)

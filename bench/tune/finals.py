@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from bench.config import RunConfig, load_config
 from bench.config.schema import TuneConfig
 from bench.engine.trainer import Trainer
 from bench.errors import ConfigError
+from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
 from bench.tune.runner import format_override
 from bench.utils.secrets import mask_url
@@ -45,31 +47,36 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
 
 
 def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
-    """What a final run records about the study it comes from."""
+    """What a final run records about the study it comes from: its identity, settings and budget."""
     tally = st.tally(study)
     best = st.best_trial(study)
     settings = dict(study.user_attrs["settings"])
-    settings.pop("space", None)
+    default = st.literature_default(study)
     return {
         "study": study.study_name,
+        "settings_hash": st.settings_hash(settings),
         "settings": settings,
         "best_trial": best.number,
         "best_params": best.params,
         "holdout_miou": best.value,
-        "literature_default_miou": _default_value(study),
+        "literature_default_counted": default is not None,
+        "literature_default_miou": default.value if default is not None else None,
         "trials": len(tally.counted),
+        "pruned": sum(t.state == TrialState.PRUNED for t in tally.counted),
         "tune_seconds": tally.seconds,
+        "seconds_tolerance": st.seconds_tolerance(study),
         "uncounted_failures": tally.uncounted_failures,
         "budget_met": st.budget_met(study, tune),
         "best_so_far": st.best_so_far(study),
     }
 
 
-def _default_value(study: optuna.Study) -> float | None:
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("literature_default"):
-            return t.value
-    return None
+def teacher_miou(cfg: RunConfig) -> float | None:
+    """The teacher's own validation mIoU, as its checkpoint records it (None without a teacher)."""
+    if not st.needs_teacher(cfg):
+        return None
+    metrics = read_teacher_meta(teacher_path(cfg)).get("metrics") or {}
+    return metrics.get("miou")
 
 
 def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str, Any]]:
@@ -101,6 +108,8 @@ def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str
                 "resume=true",
             ]
             run_cfg = load_config(run_overrides)
+            if seed == 0:
+                summary["teacher_miou"] = teacher_miou(run_cfg)
             label = f"final {run_cfg.method.name} seed{seed}"
             rows.append(Trainer(run_cfg, annotations=summary, label=label).fit())
             log.info("%s seed %d: val mIoU %.2f", name, seed, 100 * rows[-1]["metrics"]["miou"])

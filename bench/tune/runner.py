@@ -29,8 +29,8 @@ from bench.engine.trainer import Callback, Trainer
 from bench.errors import BenchError, ConfigError, NonFiniteLossError
 from bench.evaluation import Metrics
 from bench.tune import study as st
+from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
-from bench.utils.runtime import derive_seed
 
 log = logging.getLogger("bench")
 
@@ -126,6 +126,7 @@ class Sweep:
         space = load_space(cfg)
         study = st.open_study(cfg, space, st.open_storage(cfg.tune), list(overrides))
         study.pruner = make_pruner(cfg)
+        study.sampler = SlotSampler(lambda seed: make_sampler(cfg, seed), cfg.tune.sampler_seed)
         return cls(list(overrides), cfg, space, study, worker)
 
     @property
@@ -144,8 +145,6 @@ class Sweep:
                 )
             if not st.budget_left(self.study, tune, time.time()):
                 break  # the remaining budget is in other workers' running trials
-            n_trials = len(self.study.get_trials(deepcopy=False))
-            self.study.sampler = make_sampler(self.cfg, derive_seed(tune.sampler_seed, n_trials, self.worker))
             trial = self.study.ask(self.space.distributions)
             if st.over_budget(self.study, tune, trial.number):
                 self._finish(trial, TrialState.FAIL, {"fail_reason": "over_budget"})
@@ -209,11 +208,12 @@ class Sweep:
             self.study.tell(trial, value)
         else:
             self.study.tell(trial, state=state)
+            st.enqueue_replacement(self.study, trial.number)  # same slot; the default stays counted
 
     def _progress(self, started: float) -> None:
         tune = self.cfg.tune
         t = st.tally(self.study)
-        last = self.study.get_trials(deepcopy=False)[-1]
+        last = [t for t in self.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING][-1]
         done = len(t.counted)
         try:
             best = f"{self.study.best_value:.4f} (#{self.study.best_trial.number})"

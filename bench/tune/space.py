@@ -7,7 +7,8 @@ paths, types or keys, and a literature default outside its range are errors nami
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
+    distribution_to_json,
 )
 
 from bench.config.compose import conf_dir
@@ -33,20 +35,45 @@ KEYS = {
 
 @dataclass
 class SearchSpace:
-    """The distributions a study samples and the composed config's value of each (trial 0)."""
+    """The distributions a study samples and the composed config's value of each (trial 0).
+
+    ``shared`` lists the dimensions of the shared training space (the first file); the others are
+    the method's own.
+    """
 
     distributions: dict[str, BaseDistribution]
     defaults: dict[str, Any]
     files: list[Path]
+    shared: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly description, stored with the study."""
-        from optuna.distributions import distribution_to_json
+    def content(self) -> dict[str, dict[str, Any]]:
+        """The space by content, stored with the study (no file paths: equal content, equal space).
+
+        ``{"shared": {key: {"distribution": ..., "default": ...}}, "method": {...}}`` with Optuna's
+        JSON form of each distribution, decoded (so that key order inside it does not matter).
+        """
+
+        def entry(key: str) -> dict[str, Any]:
+            return {
+                "distribution": json.loads(distribution_to_json(self.distributions[key])),
+                "default": self.defaults[key],
+            }
 
         return {
-            "params": {k: distribution_to_json(d) for k, d in self.distributions.items()},
-            "files": [str(f) for f in self.files],
+            "shared": {k: entry(k) for k in self.distributions if k in self.shared},
+            "method": {k: entry(k) for k in self.distributions if k not in self.shared},
         }
+
+    def relative_files(self) -> list[str]:
+        """The space files relative to the repository (as given when outside it), for the record."""
+        root = sweeps_dir().parent.resolve()
+        out = []
+        for f in self.files:
+            try:
+                out.append(str(Path(f).resolve().relative_to(root)))
+            except ValueError:
+                out.append(str(f))
+        return out
 
 
 def sweeps_dir() -> Path:
@@ -107,7 +134,9 @@ def load_space(cfg: RunConfig) -> SearchSpace:
                 )
             distributions[key] = dist
             defaults[key] = value
-    return SearchSpace(distributions, defaults, files)
+        if path == files[0]:
+            shared = list(distributions)
+    return SearchSpace(distributions, defaults, files, shared)
 
 
 def _distribution(path: Path, key: str, spec: Any) -> BaseDistribution:

@@ -14,6 +14,19 @@ Budget accounting (the README's "Tuning protocol" cites this):
 - ``budget=time``: new trials start while the counted trials' training seconds plus the running
   trials' elapsed time stay below ``tune.seconds``; the overshoot is at most one trial per worker
   and the realised seconds are recorded.
+
+Trial slots (common random numbers). "Trial k" of a study is its k-th *slot*, not its Optuna trial
+number: slot 0 is the literature default; every trial Optuna creates fresh takes the next slot (its
+slot is the number of non-replacement trials before it, fixed the moment the storage numbers it);
+a trial that fails without counting is replaced by a trial enqueued for the *same* slot
+(user attributes ``replaces``, ``slot``, ``attempt``), so a replaced trial shifts no other slot.
+The sampler of every trial is seeded from (``tune.sampler_seed``, slot, attempt)
+(:class:`bench.tune.sampling.SlotSampler`), whatever the number of workers, processes or hosts;
+two live trials never share a slot, so concurrent asks never share a seed. A replacement keeps the
+attempt (re-runs the same sampled configuration) when its predecessor was interrupted or its worker
+died, and takes the next attempt (a new draw) after failures that may come from the configuration
+(out of memory, an invalid value, an exception). With a trial budget, slots ≥ ``tune.trials`` are
+discarded before they train, so the counted trials are exactly slots 0 … trials−1.
 """
 
 from __future__ import annotations
@@ -32,13 +45,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench.config.compose import to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
-from bench.errors import ConfigError
+from bench.errors import CheckpointError, ConfigError
 from bench.methods import TERMS
 from bench.tune.space import SearchSpace
+from bench.utils.io import sha256_file
 from bench.utils.secrets import mask_in, mask_url
 
 JOURNAL = "optuna.journal"
 COUNTED_FAILURES = frozenset({"nonfinite"})
+# Failures caused outside the sampled configuration: the replacement re-runs the same configuration.
+EXTERNAL_FAILURES = frozenset({"interrupted", "stale"})
+DISCARDED = "over_budget"  # never trained: not counted, not replaced
+SLOT, REPLACES, ATTEMPT = "slot", "replaces", "attempt"
 
 
 def storage_url(tune: TuneConfig) -> str:
@@ -96,7 +114,11 @@ def trial_iterations(cfg: RunConfig) -> int:
 
 
 def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
-    """What must be identical for a fair comparison; stored with the study and checked on resume."""
+    """What must be identical for a fair comparison; stored with the study and checked on resume.
+
+    Everything is content, nothing a path: the same command from another clone or machine gives
+    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256).
+    """
     t = cfg.tune
     return {
         "dataset": cfg.dataset.name,
@@ -116,8 +138,33 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         "trial_iterations": trial_iterations(cfg),
         "val_interval": val_interval(cfg),
         "protocol_hash": protocol_hash(cfg, space),
-        "space": space.as_dict(),
+        "space": space.content(),
+        "teacher_sha256": teacher_sha256(cfg) if needs_teacher(cfg) else None,
     }
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """A study's identity beyond its name: the hash of its settings without the budget amount.
+
+    The budget is left out so that one study can serve several budgets as prefixes of its slots;
+    studies of equal hash were tuned under identical terms.
+    """
+    blob = json.dumps({k: v for k, v in settings.items() if k != "budget"}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def teacher_sha256(cfg: RunConfig) -> str:
+    """SHA-256 of the teacher checkpoint the study's trials load (a clear error when it is missing)."""
+    from bench.teachers import teacher_path
+
+    path = teacher_path(cfg)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no teacher checkpoint at {path} for method '{cfg.method.name}'; train it first with "
+            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` or pass "
+            "teacher.checkpoint=/path/to/teacher.pt"
+        )
+    return sha256_file(path)
 
 
 def val_interval(cfg: RunConfig) -> int:
@@ -131,10 +178,15 @@ def protocol_hash(cfg: RunConfig, space: SearchSpace) -> str:
     """Hash of everything a trial runs under except the method and the tuned values.
 
     Equal across the methods of one comparison iff they share dataset, student, training protocol
-    (untuned keys), evaluation protocol and seed.
+    (untuned keys), evaluation protocol and seed. Paths are left out (``dataset.root``) or replaced
+    by content (a local encoder weights file by its SHA-256), so the hash is the same on every clone.
     """
     data = to_dict(cfg)
-    for key in ("method", "teacher", *NON_SEMANTIC_KEYS, *space.distributions):
+    for model in ("student",):  # a local weights file by content, not by where it lies
+        weights = data[model].get("encoder_weights")
+        if weights not in (None, "imagenet") and Path(weights).is_file():
+            data[model]["encoder_weights"] = sha256_file(weights)
+    for key in ("method", "teacher", "dataset.root", *NON_SEMANTIC_KEYS, *space.distributions):
         *parents, leaf = key.split(".")
         node = data
         for p in parents:
@@ -160,6 +212,8 @@ def open_study(
         kept = [o for o in overrides if not o.lstrip("+~").startswith("tune.")]
         study.set_user_attr("overrides", [mask_url(o) for o in kept])
         study.set_user_attr("settings", settings)
+        study.set_user_attr("settings_hash", settings_hash(settings))
+        study.set_user_attr("space_files", space.relative_files())
         study.enqueue_trial(space.defaults, user_attrs={"literature_default": True}, skip_if_exists=True)
     elif stored != settings:
         changed = sorted(k for k in settings if stored.get(k) != settings[k])
@@ -193,16 +247,75 @@ def is_counted(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and fail_reason(trial) in COUNTED_FAILURES
 
 
+def is_uncounted_failure(trial: FrozenTrial) -> bool:
+    """A trial that tried to train and failed without counting (it gets a replacement)."""
+    return trial.state == TrialState.FAIL and not is_counted(trial) and fail_reason(trial) != DISCARDED
+
+
 def tally(study: optuna.Study) -> Tally:
     trials = study.get_trials(deepcopy=False)
     counted = [t for t in trials if is_counted(t)]
     running = [t for t in trials if t.state == TrialState.RUNNING]
-    failures = sum(
-        1
+    return Tally(counted, running, sum(1 for t in trials if is_uncounted_failure(t)))
+
+
+def slots(trials: list[FrozenTrial]) -> dict[int, tuple[int, int]]:
+    """(slot, attempt) of every trial, by trial number (see the module docstring).
+
+    A fresh trial's slot is the number of non-replacement trials numbered before it; a replacement
+    carries its slot from creation. Both depend only on what is fixed when a trial is created, so
+    every process computes the same slots.
+    """
+    out, fresh = {}, 0
+    for t in sorted(trials, key=lambda t: t.number):
+        if REPLACES in t.user_attrs:
+            out[t.number] = (int(t.user_attrs[SLOT]), int(t.user_attrs.get(ATTEMPT, 0)))
+        else:
+            out[t.number] = (fresh, 0)
+            fresh += 1
+    return out
+
+
+def counted_by_slot(study: optuna.Study) -> list[FrozenTrial]:
+    """The counted trials in slot order (at most one per slot): the study's trials 0, 1, 2, …"""
+    trials = study.get_trials(deepcopy=False)
+    key = slots(trials)
+    return sorted((t for t in trials if is_counted(t)), key=lambda t: key[t.number])
+
+
+def enqueue_replacement(study: optuna.Study, number: int) -> bool:
+    """Enqueue the replacement of trial ``number`` if it failed without counting; returns whether.
+
+    The replacement takes the same slot (next attempt unless the failure was external); the
+    literature default is re-enqueued with its values, so it is always a counted trial.
+    """
+    trials = study.get_trials(deepcopy=False)
+    failed = trials[number]
+    if not is_uncounted_failure(failed):
+        return False
+    slot, attempt = slots(trials)[number]
+    attrs: dict[str, Any] = {
+        REPLACES: number,
+        SLOT: slot,
+        ATTEMPT: attempt if fail_reason(failed) in EXTERNAL_FAILURES else attempt + 1,
+    }
+    params: dict[str, Any] = {}
+    if failed.user_attrs.get("literature_default"):
+        attrs["literature_default"] = True
+        params = dict(failed.system_attrs.get("fixed_params") or failed.params)
+    study.enqueue_trial(params, user_attrs=attrs)
+    return True
+
+
+def enqueue_missing_replacements(study: optuna.Study) -> int:
+    """Replacements for uncounted failures that have none (a worker died before enqueuing it)."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = {t.user_attrs[REPLACES] for t in trials if REPLACES in t.user_attrs}
+    return sum(
+        enqueue_replacement(study, t.number)
         for t in trials
-        if t.state == TrialState.FAIL and not is_counted(t) and fail_reason(t) != "over_budget"
+        if is_uncounted_failure(t) and t.number not in replaced
     )
-    return Tally(counted, running, failures)
 
 
 def record_realised_budget(study: optuna.Study) -> dict[str, Any]:
@@ -214,24 +327,33 @@ def record_realised_budget(study: optuna.Study) -> dict[str, Any]:
 
 
 def budget_left(study: optuna.Study, tune: TuneConfig, now: float) -> bool:
-    """Whether another trial may start (counted + running stay within the budget)."""
-    t = tally(study)
+    """Whether another trial may start (counted + running slots stay within the budget)."""
     if tune.budget == "trials":
-        return len(t.counted) + len(t.running) < tune.trials
+        trials = study.get_trials(deepcopy=False)
+        key = slots(trials)
+        taken = {key[t.number][0] for t in trials if t.state == TrialState.RUNNING or is_counted(t)}
+        return sum(1 for s in taken if s < tune.trials) < tune.trials
+    t = tally(study)
     running = sum(now - r.datetime_start.timestamp() for r in t.running if r.datetime_start)
     return t.seconds + running < tune.seconds
 
 
 def over_budget(study: optuna.Study, tune: TuneConfig, number: int) -> bool:
-    """Whether the just-claimed trial ``number`` lies beyond a trial budget (exact across workers)."""
-    if tune.budget != "trials":
-        return False
-    ahead = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.number < number and (t.state == TrialState.RUNNING or is_counted(t))
-    ]
-    return len(ahead) >= tune.trials
+    """Whether the just-claimed trial ``number`` must not train (exact across workers and hosts).
+
+    It must not when its slot lies beyond a trial budget, or when its slot is already held by an
+    earlier trial that is waiting, running or counted (a second replacement of one failure,
+    enqueued by two processes at once): each slot trains at most once, so the budget is exact.
+    """
+    trials = study.get_trials(deepcopy=False)
+    key = slots(trials)
+    slot = key[number][0]
+    if tune.budget == "trials" and slot >= tune.trials:
+        return True
+    live = (TrialState.WAITING, TrialState.RUNNING)
+    return any(
+        t.number < number and key[t.number][0] == slot and (t.state in live or is_counted(t)) for t in trials
+    )
 
 
 def budget_met(study: optuna.Study, tune: TuneConfig) -> bool:
@@ -249,7 +371,8 @@ def fail_stale_trials(study: optuna.Study) -> int:
     """Mark RUNNING trials of dead worker processes on this host as failed (uncounted); returns how many.
 
     The journal storage has no heartbeat: a worker killed mid-trial leaves its trial RUNNING forever.
-    Database storages get Optuna's heartbeat as well.
+    Database storages get Optuna's heartbeat as well. Every uncounted failure without a replacement
+    (these, and any whose worker died before enqueuing one) gets one for its slot.
     """
     host = socket.gethostname()
     storage = study._storage  # Optuna has no public API to fail another process's trial
@@ -262,6 +385,7 @@ def fail_stale_trials(study: optuna.Study) -> int:
             stale += 1
     if isinstance(storage, optuna.storages.RDBStorage):
         optuna.storages.fail_stale_trials(study)
+    enqueue_missing_replacements(study)
     return stale
 
 
@@ -286,10 +410,34 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
 
 
 def best_so_far(study: optuna.Study) -> list[float | None]:
-    """Best hold-out score after each counted trial, in trial order (None until the first complete)."""
+    """Best hold-out score after each counted trial, in slot order (None until the first complete)."""
     best, curve = None, []
-    for t in tally(study).counted:
+    for t in counted_by_slot(study):
         if t.state == TrialState.COMPLETE and (best is None or t.value > best):
             best = t.value
         curve.append(best)
     return curve
+
+
+def literature_default(study: optuna.Study) -> FrozenTrial | None:
+    """The counted trial that ran the literature default (slot 0), or None when there is none."""
+    return next((t for t in counted_by_slot(study) if t.user_attrs.get("literature_default")), None)
+
+
+def seconds_tolerance(study: optuna.Study) -> float:
+    """How far a time budget may be overshot: one trial per concurrent worker.
+
+    The largest number of trials that ran at the same time times the longest counted trial's
+    training seconds (the protocol's bound; the report checks realised seconds against it).
+    """
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    events = sorted(
+        [(t.datetime_start.timestamp(), 1) for t in trials]
+        + [(t.datetime_complete.timestamp(), -1) for t in trials]
+    )
+    concurrent = peak = 0
+    for _, step in events:  # ends sort before starts at equal times
+        concurrent += step
+        peak = max(peak, concurrent)
+    longest = max((t.user_attrs.get("train_seconds", 0.0) for t in tally(study).counted), default=0.0)
+    return max(peak, 1) * longest

@@ -28,6 +28,7 @@ def _worker(study: optuna.Study, tune: TuneConfig, barrier: threading.Barrier, f
         if trial.number in fail_first:  # an OOM-like crash: not counted, must be replaced
             trial.set_user_attr("fail_reason", "oom")
             study.tell(trial, state=TrialState.FAIL)
+            st.enqueue_replacement(study, trial.number)  # as the sweep's worker does
             continue
         study.tell(trial, trial.params["x"])
 
@@ -59,9 +60,12 @@ def test_concurrent_claims_never_overshoot():
 
 
 def test_uncounted_failures_are_replaced():
-    study = _run(1, 5, fail={1, 2})
-    t = st.tally(study)
-    assert len(t.counted) == 5 and t.uncounted_failures == 2
+    for workers in (1, 3):
+        study = _run(workers, 5, fail={1, 2})
+        t = st.tally(study)
+        assert len(t.counted) == 5 and t.uncounted_failures == 2
+        key = st.slots(study.trials)
+        assert sorted(key[x.number][0] for x in t.counted) == [0, 1, 2, 3, 4]  # one counted trial per slot
 
 
 def test_counting_rules():

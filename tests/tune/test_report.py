@@ -1,6 +1,6 @@
-"""The report on hand-made result rows: Δ, CI and p-value by hand, flags, files."""
+"""The report on hand-made result rows: study identity, the equal-terms check, flags, files."""
 
-import itertools
+import copy
 import json
 import math
 
@@ -9,9 +9,15 @@ import pandas as pd
 import pytest
 
 from bench.report.__main__ import main as report_main
-from bench.report.stats import paired_delta, undertuned
-from bench.report.table import COLUMNS, comparison, final_runs
+from bench.report.table import COLUMNS, ReportError, comparison, final_runs
+from bench.tune.study import settings_hash
 
+LR = {"distribution": {"name": "FloatDistribution", "attributes": {"low": 1e-4, "high": 0.1, "log": True}}}
+SPACE = {
+    "shared": {"train.optimizer.lr": {**LR, "default": 0.01}},
+    "method": {},
+}
+KD_DIMS = {"method.terms.kd.weight": {**LR, "default": 1.0}}
 SETTINGS = {
     "budget": {"kind": "trials", "trials": 4, "seconds": None},
     "sampler": "tpe",
@@ -22,11 +28,33 @@ SETTINGS = {
     "trial_iterations": 100,
     "val_interval": 25,
     "protocol_hash": "abc",
+    "space": SPACE,
+    "teacher_sha256": None,
 }
+TEACHER = "a" * 64
 
 
-def _write(root, method, teacher, seed, miou, trials=4, curve=(0.3, 0.4, 0.4, 0.4), **settings):
-    path = root / method / f"seed{seed}" / "result.json"
+def _write(
+    root,
+    method,
+    teacher,
+    seed,
+    miou,
+    trials=4,
+    curve=(0.3, 0.4, 0.4, 0.4),
+    study=None,
+    folder=None,
+    tuning=None,
+    teacher_sha=TEACHER,
+    **settings,
+):
+    space = settings.pop("space", {"shared": SPACE["shared"], "method": KD_DIMS} if teacher else SPACE)
+    settings = {**copy.deepcopy(SETTINGS), "space": space, **settings}
+    if teacher:
+        settings.setdefault("teacher_sha256", None)
+        settings["teacher_sha256"] = settings["teacher_sha256"] or teacher_sha
+    study = study or f"synthetic/tiny/{teacher}/{method}/trials{trials}"
+    path = root / (folder or study) / f"seed{seed}" / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {
         "dataset": "synthetic",
@@ -36,15 +64,23 @@ def _write(root, method, teacher, seed, miou, trials=4, curve=(0.3, 0.4, 0.4, 0.
         "seed": seed,
         "metrics": {"miou": miou / 100},
         "cost": {"step_time_ms": 10.0 + seed, "peak_mem_mb": 100.0 + seed},
+        "teacher_checkpoint": {"path": "t.pt", "sha256": teacher_sha} if teacher else None,
         "tuning": {
-            "study": f"synthetic/tiny/{teacher}/{method}/trials4",
-            "settings": {**SETTINGS, **settings},
+            "study": study,
+            "settings_hash": settings_hash(settings),
+            "settings": settings,
+            "best_trial": 1,
             "trials": trials,
+            "pruned": 1,
             "tune_seconds": 60.0,
+            "seconds_tolerance": 20.0,
             "holdout_miou": 0.4,
+            "literature_default_counted": True,
             "literature_default_miou": 0.3,
             "best_so_far": list(curve),
             "budget_met": True,
+            "teacher_miou": 0.385 if teacher else None,
+            **(tuning or {}),
         },
     }
     path.write_text(json.dumps(row))
@@ -54,61 +90,183 @@ def _write(root, method, teacher, seed, miou, trials=4, curve=(0.3, 0.4, 0.4, 0.
 def finals(tmp_path):
     for seed, (b, k) in enumerate([(70.0, 71.0), (71.0, 73.0), (72.0, 72.5)]):
         _write(tmp_path, "baseline", None, seed, b)
-        _write(tmp_path, "kd", "big", seed, k, curve=(0.3, 0.3, 0.3, 0.5))  # improved in the last 20%
+        _write(tmp_path, "kd", "big", seed, k, curve=(0.3, 0.3, 0.3, 0.5))  # improved at the end
         _write(tmp_path, "fitnet", "big", seed, b + 0.5, trials=3)  # a smaller realised budget
     return tmp_path
 
 
-def test_paired_delta_by_hand():
-    # d = (1, 2, 0.5): mean 7/6; sd = sqrt(7/12); t = mean / (sd/√3) = √7; for 2 degrees of freedom the
-    # two-sided p-value is 1 − t/√(t²+2) = 1 − √7/3.
-    d = paired_delta({0: 71.0, 1: 73.0, 2: 72.5}, {0: 70.0, 1: 71.0, 2: 72.0}, n_resamples=20000)
-    assert d.delta == pytest.approx(7 / 6)
-    assert d.p_value == pytest.approx(1 - math.sqrt(7) / 3, rel=1e-9)
-    # The bootstrap distribution of the mean of 3 draws from {1, 2, 0.5} (27 equally likely triples)
-    # puts 1/27 ≈ 3.7% on each extreme (0.5 and 2.0), so the 2.5% / 97.5% percentiles are exactly those.
-    means = sorted(np.mean(t) for t in itertools.product([1, 2, 0.5], repeat=3))
-    assert (means[0], means[-1]) == (0.5, 2.0)
-    assert (d.ci_low, d.ci_high) == (0.5, 2.0)
-
-
-def test_paired_delta_pairs_by_seed_and_handles_degenerate_cases():
-    assert paired_delta({0: 1.0, 5: 9.0}, {0: 0.0, 1: 4.0}).n == 1  # only seed 0 is shared
-    same = paired_delta({0: 2.0, 1: 3.0}, {0: 1.0, 1: 2.0})
-    assert (same.delta, same.ci_low, same.ci_high) == (1.0, 1.0, 1.0) and math.isnan(same.p_value)
-    assert math.isnan(paired_delta({}, {0: 1.0}).delta)
-
-
-def test_undertuned_flag():
-    assert undertuned([0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.35])  # improved in the last 20%
-    assert not undertuned([0.1, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3])
-    assert undertuned([None, 0.2])  # the first complete trial came last: still searching
-    assert undertuned([0.2]) and not undertuned([None, None])
+def _table(root, **kwargs) -> pd.DataFrame:
+    return comparison(final_runs(root), **kwargs).set_index("method", drop=False)
 
 
 def test_comparison_table(finals):
-    table = comparison(final_runs(finals), n_resamples=2000)
+    table = _table(finals)
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS
-    rows = {r.method: r for r in table.itertuples()}
     assert list(table["method"]) == ["baseline", "fitnet", "kd"]  # baseline first
     assert set(table["teacher"]) == {"big"}  # the baseline sits in the teacher's comparison
-    assert rows["baseline"].delta == 0.0 and math.isnan(rows["baseline"].p_value)
-    assert rows["kd"].delta == pytest.approx(7 / 6) and rows["kd"].p_value == pytest.approx(
-        1 - math.sqrt(7) / 3
+    base, kd = table.loc["baseline"], table.loc["kd"]
+    assert base.delta == 0.0 and math.isnan(base.p_value)
+    # d = (1, 2, 0.5): mean 7/6, sd √(7/12), t = √7 on 2 df; p = 1 − √7/3; CI = mean ± t_.975,2 · sd/√3
+    assert kd.delta == pytest.approx(7 / 6) and kd.p_value == pytest.approx(1 - math.sqrt(7) / 3)
+    half = 4.302652729911275 * math.sqrt(7 / 12) / math.sqrt(3)
+    assert (kd.delta_ci_low, kd.delta_ci_high) == pytest.approx((7 / 6 - half, 7 / 6 + half))
+    assert kd.ci_method == "t" and kd.mde > 0
+    assert kd.miou_mean == pytest.approx(np.mean([71.0, 73.0, 72.5]))
+    assert kd.miou_std == pytest.approx(np.std([71.0, 73.0, 72.5], ddof=1))
+    assert kd.step_time_ms == pytest.approx(11.0) and kd.peak_mem_mb == 102.0
+    assert kd.teacher_miou == pytest.approx(38.5) and math.isnan(base.teacher_miou)
+    assert kd.pruned_frac == pytest.approx(0.25) and kd.extra_dims == "method.terms.kd.weight"
+    assert base.extra_dims == ""
+    assert kd.undertuned and not base.undertuned  # +10 points in the last trial, far above the seed sd
+    assert kd.budget_check == "ok" and base.budget_check == "ok"
+    assert (
+        table.loc["fitnet"].budget_check == "3 counted trials for a budget of 4; 3 trials vs the baseline's 4"
     )
-    assert rows["kd"].miou_mean == pytest.approx(np.mean([71.0, 73.0, 72.5]))
-    assert rows["kd"].miou_std == pytest.approx(np.std([71.0, 73.0, 72.5], ddof=1))
-    assert rows["kd"].step_time_ms == pytest.approx(11.0) and rows["kd"].peak_mem_mb == 102.0
-    assert rows["kd"].undertuned and not rows["baseline"].undertuned
-    assert rows["kd"].budget_check == "ok"
-    assert rows["fitnet"].budget_check == "3 trials vs the baseline's 4"
+    # Holm over the two KD methods of the comparison
+    p = sorted([kd.p_value, table.loc["fitnet"].p_value])
+    assert sorted(table["p_holm"].dropna()) == pytest.approx([2 * p[0], max(2 * p[0], p[1])])
+
+
+def test_fault_finals_of_two_studies_were_mixed(tmp_path):
+    """kd finals of a trials4 and a trials6 study in one folder: it said ok, 4 trials, Δ from trials6."""
+    for seed in range(3):
+        _write(tmp_path, "baseline", None, seed, 70.0 + seed, trials=4)
+        _write(tmp_path, "kd", "big", seed, 71.0 + seed, trials=4)
+        _write(tmp_path, "kd", "big", seed, 75.0 + seed, trials=6)
+    with pytest.raises(ReportError) as err:
+        comparison(final_runs(tmp_path))
+    message = str(err.value)
+    assert "synthetic/tiny/big/kd/trials4" in message and "synthetic/tiny/big/kd/trials6" in message
+    assert "--study" in message
+    # choosing is explicit: the trials6 study against the trials4 baseline is flagged, not mixed
+    table = _table(tmp_path, studies=["*/trials6", "*/baseline/*"])
+    assert table.loc["kd"].delta == pytest.approx(5.0) and table.loc["kd"].trials == 6
+    assert "6 trials vs the baseline's 4" in table.loc["kd"].budget_check
+    with pytest.raises(ReportError, match="matches no study"):
+        comparison(final_runs(tmp_path), studies=["*/trials9"])
+
+
+def test_same_name_other_settings_is_another_study(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(tmp_path, "kd", "big", seed, 71.0, folder="a")
+        _write(tmp_path, "kd", "big", seed, 72.0, folder="b", sampler_seed=3)
+    with pytest.raises(ReportError, match=r"come from 2 studies.*settings"):
+        comparison(final_runs(tmp_path))
+
+
+def test_duplicate_seeds_are_an_error_not_an_overwrite(tmp_path):
+    for folder in ("clone_a", "clone_b"):
+        _write(tmp_path, "kd", "big", 0, 71.0, folder=folder, study="synthetic/tiny/big/kd/trials4")
+    _write(tmp_path, "baseline", None, 0, 70.0)
+    with pytest.raises(ReportError, match=r"2 final runs for seed 0.*clone_a.*clone_b"):
+        comparison(final_runs(tmp_path))
+
+
+def test_fault_collapsed_baseline_space_is_flagged(tmp_path):
+    """The baseline's shared space collapsed to its defaults vs a fully tuned KD method."""
+    collapsed = {
+        "shared": {
+            "train.optimizer.lr": {
+                "distribution": {"name": "CategoricalDistribution", "attributes": {"choices": [0.01]}},
+                "default": 0.01,
+            }
+        },
+        "method": {},
+    }
+    for seed in range(3):
+        _write(tmp_path, "baseline", None, seed, 70.0 + seed, space=collapsed)
+        _write(tmp_path, "kd", "big", seed, 71.0 + seed)
+    kd = _table(tmp_path).loc["kd"]
+    assert "shared search space differs from the baseline's (train.optimizer.lr)" in kd.budget_check
+
+
+def test_extra_dimensions_outside_the_method_are_flagged(tmp_path):
+    extra = {"shared": SPACE["shared"], "method": {**KD_DIMS, "train.optimizer.weight_decay": LR}}
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(tmp_path, "kd", "big", seed, 71.0, space=extra)
+    kd = _table(tmp_path).loc["kd"]
+    assert "outside method.* (train.optimizer.weight_decay)" in kd.budget_check
+    assert kd.extra_dims == "method.terms.kd.weight train.optimizer.weight_decay"
+
+
+def test_fault_time_budgets_were_not_checked(tmp_path):
+    """kd with 4,500 realised training seconds against a baseline with 3,600 read ok."""
+    time = {"budget": {"kind": "time", "trials": None, "seconds": 3600.0}}
+    for seed in range(2):
+        _write(
+            tmp_path,
+            "baseline",
+            None,
+            seed,
+            70.0,
+            tuning={"tune_seconds": 3600.0, "seconds_tolerance": 100.0},
+            **time,
+        )
+        _write(
+            tmp_path,
+            "kd",
+            "big",
+            seed,
+            71.0,
+            tuning={"tune_seconds": 4500.0, "seconds_tolerance": 100.0},
+            **time,
+        )
+        _write(
+            tmp_path,
+            "fitnet",
+            "big",
+            seed,
+            71.0,
+            tuning={"tune_seconds": 3680.0, "seconds_tolerance": 100.0},
+            **time,
+        )
+    table = _table(tmp_path)
+    assert "4500 s of training overshoot the budget of 3600 s" in table.loc["kd"].budget_check
+    assert "4500 s of training vs the baseline's 3600 s" in table.loc["kd"].budget_check
+    assert table.loc["fitnet"].budget_check == "ok"  # within one trial per worker
+
+
+def test_different_teachers_across_kd_methods_are_flagged(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(tmp_path, "kd", "big", seed, 71.0)
+        _write(tmp_path, "fitnet", "big", seed, 71.0, teacher_sha="b" * 64)
+    table = _table(tmp_path)
+    for method in ("kd", "fitnet"):
+        assert "teacher checkpoints differ across the KD methods" in table.loc[method].budget_check
+    assert table.loc["baseline"].budget_check == "ok"
+
+
+def test_finals_with_another_teacher_than_the_study_are_flagged(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(tmp_path, "kd", "big", seed, 71.0, teacher_sha256="c" * 64)
+    assert "the study was tuned with cccc" in _table(tmp_path).loc["kd"].budget_check
+
+
+def test_fault_a_study_without_its_literature_default_is_flagged(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(
+            tmp_path,
+            "kd",
+            "big",
+            seed,
+            71.0,
+            tuning={"literature_default_counted": False, "literature_default_miou": None},
+        )
+    kd = _table(tmp_path).loc["kd"]
+    assert "literature default (trial 0) is not among the counted trials" in kd.budget_check
+    assert math.isnan(kd.default_holdout_miou)
 
 
 def test_different_settings_are_flagged(tmp_path):
     for seed in range(2):
         _write(tmp_path, "baseline", None, seed, 70.0)
         _write(tmp_path, "kd", "big", seed, 71.0, sampler_seed=1, trial_iterations=50)
-    kd = comparison(final_runs(tmp_path)).set_index("method").loc["kd"]
+    kd = _table(tmp_path).loc["kd"]
     assert "sampler_seed differs" in kd.budget_check and "trial_iterations differs" in kd.budget_check
 
 
@@ -118,18 +276,46 @@ def test_missing_baseline_is_flagged(tmp_path):
     assert math.isnan(kd.delta) and "no tuned baseline" in kd.budget_check
 
 
+def test_constant_delta_is_reported_not_nan(tmp_path):
+    for seed in range(3):
+        _write(tmp_path, "baseline", None, seed, 70.0 + seed)
+        _write(tmp_path, "kd", "big", seed, 71.0 + seed)
+    kd = _table(tmp_path).loc["kd"]
+    assert kd.delta == pytest.approx(1.0) and kd.p_value == 0.25  # exact sign-flip test, 2/2³
+    assert math.isnan(kd.delta_ci_low) and kd.ci_method == "none (constant Δ)"
+
+
+def test_bca_needs_ten_seeds(finals):
+    with pytest.raises(ReportError, match="at least 10 paired seeds"):
+        comparison(final_runs(finals), ci="bca")
+
+
 def test_report_writes_tables_and_figures(finals, tmp_path, capsys):
     out = tmp_path / "out"
-    assert report_main(["--finals", str(finals), "--out", str(out), "--resamples", "500"]) == 0
+    assert report_main(["--finals", str(finals), "--out", str(out)]) == 0
     csv = pd.read_csv(out / "tables" / "comparison.csv")
     assert list(csv.columns[: len(COLUMNS)]) == COLUMNS and len(csv) == 3
+    assert {"budget_check", "extra_dims", "teacher_miou", "pruned_frac", "p_holm", "mde"} <= set(csv.columns)
     md = (out / "tables" / "comparison.md").read_text()
-    assert md.startswith("**WARNING") and "| kd " in md
+    assert md.startswith("**WARNING")
+    head = md.split("| dataset")[0]
+    assert "fitnet: 3 counted trials for a budget of 4" in head and "kd: undertuned" in head
     assert "\\begin{tabular}" in (out / "tables" / "comparison.tex").read_text()
     for name in ("gaps.png", "tuning_curves.png"):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
-    captured = capsys.readouterr()
-    assert "fitnet: 3 trials vs the baseline's 4" in captured.err
+    err = capsys.readouterr().err
+    assert "fitnet: 3 counted trials for a budget of 4" in err and "kd: undertuned" in err
+
+
+def test_report_names_mixed_studies_on_the_command_line(tmp_path, capsys):
+    for seed in range(2):
+        _write(tmp_path, "baseline", None, seed, 70.0)
+        _write(tmp_path, "kd", "big", seed, 71.0, trials=4)
+        _write(tmp_path, "kd", "big", seed, 72.0, trials=6)
+    assert report_main(["--finals", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "kd/trials4" in capsys.readouterr().err
+    args = ["--finals", str(tmp_path), "--out", str(tmp_path / "out"), "--study", "*/trials4"]
+    assert report_main(args) == 0
 
 
 def test_report_without_finals_is_a_clear_error(tmp_path, capsys):

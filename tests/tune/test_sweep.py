@@ -84,6 +84,12 @@ def test_concurrent_worker_processes_meet_the_budget_exactly(tmp_path):
     assert sum(line.startswith("[baseline] trial") for line in result.stdout.splitlines()) == len(
         [t for t in study.trials if t.user_attrs.get("fail_reason") != "over_budget"]
     )
+    # common random numbers: one worker samples exactly what three did, slot by slot (all 5 slots
+    # are TPE start-up trials)
+    single = run_sweep(sweep_args(tmp_path / "one", None, "tune.trials=5", "tune.workers=1"))
+    assert [t.params for t in st.counted_by_slot(single.study)] == [
+        t.params for t in st.counted_by_slot(study)
+    ]
 
 
 def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
@@ -95,14 +101,39 @@ def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(args)
     study, _ = _study(args)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.WAITING]
     assert study.trials[2].user_attrs["fail_reason"] == "interrupted"
+    # its replacement waits in the same slot with the same draw (attempt 0): nothing shifts
+    assert {k: study.trials[3].user_attrs[k] for k in ("replaces", "slot", "attempt")} == {
+        "replaces": 2,
+        "slot": 2,
+        "attempt": 0,
+    }
     assert not list(tmp_path.rglob("*.tmp"))
     run_sweep(args)  # the same command resumes the study
     study, _ = _study(args)
     assert len(st.tally(study).counted) == 4
     run_sweep(args)  # at budget: nothing more runs
     assert len(_study(args)[0].trials) == len(study.trials)
+
+
+def test_fault_an_interrupted_literature_default_is_re_enqueued(tmp_path):
+    """Trial 0 failed without counting (Ctrl-C): it used to vanish, leaving no default in the study."""
+    CALLS.clear()
+    fault = "+method.terms.fault={term: _test_fault, kind: interrupt, calls: [0]}"
+    args = sweep_args(tmp_path, None, "tune.trials=2", fault)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(args)
+    run_sweep(args)
+    study, sweep = _study(args)
+    default = st.literature_default(study)
+    assert default is not None and default.params == sweep.space.defaults
+    assert default.state == TrialState.COMPLETE and study.trials[0].user_attrs["fail_reason"] == "interrupted"
+    from bench.tune.finals import study_summary
+
+    summary = study_summary(study, sweep.cfg.tune)
+    assert summary["literature_default_counted"] and summary["literature_default_miou"] == default.value
 
 
 def test_stale_trials_of_dead_workers_are_replaced(tmp_path):
