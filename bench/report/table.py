@@ -221,7 +221,7 @@ def _row(
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
-        "_tuning": [t for t in part["tuning"]],
+        "_tuning": list(part["tuning"]),
         "_teachers": set(part["teacher_sha256"]),
         "_seeds": sorted(scores),
     }

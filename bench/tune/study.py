@@ -182,10 +182,9 @@ def protocol_hash(cfg: RunConfig, space: SearchSpace) -> str:
     by content (a local encoder weights file by its SHA-256), so the hash is the same on every clone.
     """
     data = to_dict(cfg)
-    for model in ("student",):  # a local weights file by content, not by where it lies
-        weights = data[model].get("encoder_weights")
-        if weights not in (None, "imagenet") and Path(weights).is_file():
-            data[model]["encoder_weights"] = sha256_file(weights)
+    weights = data["student"].get("encoder_weights")
+    if weights not in (None, "imagenet") and Path(weights).is_file():  # by content, not by location
+        data["student"]["encoder_weights"] = sha256_file(weights)
     for key in ("method", "teacher", "dataset.root", *NON_SEMANTIC_KEYS, *space.distributions):
         *parents, leaf = key.split(".")
         node = data
@@ -430,7 +429,11 @@ def seconds_tolerance(study: optuna.Study) -> float:
     The largest number of trials that ran at the same time times the longest counted trial's
     training seconds (the protocol's bound; the report checks realised seconds against it).
     """
-    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.datetime_start and t.datetime_complete and fail_reason(t) != DISCARDED
+    ]
     events = sorted(
         [(t.datetime_start.timestamp(), 1) for t in trials]
         + [(t.datetime_complete.timestamp(), -1) for t in trials]

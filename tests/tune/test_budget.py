@@ -1,6 +1,7 @@
 """Exact budgets: the rank check never lets concurrent workers overshoot."""
 
 import contextlib
+import datetime
 import threading
 
 import optuna
@@ -97,3 +98,27 @@ def test_time_budget_counts_training_seconds():
     trial.set_user_attr("train_seconds", 2.0)
     study.tell(trial, 0.1)
     assert st.budget_met(study, tune) and st.tally(study).seconds == 11.0
+
+
+def test_seconds_tolerance_is_one_trial_per_concurrent_worker():
+    t0 = datetime.datetime(2026, 1, 1)
+    study = optuna.create_study()
+    # three trials, at most two at once; the longest trained 95 s
+    for start, end, seconds in ((0, 100, 90.0), (50, 150, 95.0), (120, 200, 70.0)):
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                state=TrialState.COMPLETE,
+                value=0.5,
+                values=None,
+                datetime_start=t0 + datetime.timedelta(seconds=start),
+                datetime_complete=t0 + datetime.timedelta(seconds=end),
+                params={"x": 0.5},
+                distributions=DIST,
+                user_attrs={"train_seconds": seconds},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=0,
+            )
+        )
+    assert st.seconds_tolerance(study) == 2 * 95.0

@@ -52,6 +52,10 @@ def test_report_on_the_pipeline(results):
     assert list(table["method"]) == ["baseline", "kd"]
     assert list(table["trials"]) == [3, 3] and list(table["seeds"]) == [2, 2]
     assert list(table["budget_check"]) == ["ok", "ok"]
+    kd = table.set_index("method").loc["kd"]
+    assert kd.teacher_miou > 0 and kd.extra_dims == "method.terms.kd.weight method.terms.kd.temperature"
+    assert kd.ci_method in ("t", "none (constant Δ)") and 0 <= kd.pruned_frac <= 1
+    assert len(set(table["settings_hash"])) == 2 and isinstance(kd.teacher_sha256, str)
 
 
 def test_notebook_executes_top_to_bottom(results):
