@@ -293,10 +293,12 @@ def enqueue_replacement(study: optuna.Study, number: int) -> bool:
     if not is_uncounted_failure(failed):
         return False
     slot, attempt = slots(trials)[number]
+    # no reason recorded: failed by Optuna's own stale-trial check (a dead worker), also external
+    external = fail_reason(failed) in EXTERNAL_FAILURES or fail_reason(failed) is None
     attrs: dict[str, Any] = {
         REPLACES: number,
         SLOT: slot,
-        ATTEMPT: attempt if fail_reason(failed) in EXTERNAL_FAILURES else attempt + 1,
+        ATTEMPT: attempt if external else attempt + 1,
     }
     params: dict[str, Any] = {}
     if failed.user_attrs.get("literature_default"):
