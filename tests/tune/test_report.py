@@ -194,34 +194,12 @@ def test_extra_dimensions_outside_the_method_are_flagged(tmp_path):
 def test_fault_time_budgets_were_not_checked(tmp_path):
     """kd with 4,500 realised training seconds against a baseline with 3,600 read ok."""
     time = {"budget": {"kind": "time", "trials": None, "seconds": 3600.0}}
+    realised = {"baseline": 3600.0, "kd": 4500.0, "fitnet": 3680.0}
     for seed in range(2):
-        _write(
-            tmp_path,
-            "baseline",
-            None,
-            seed,
-            70.0,
-            tuning={"tune_seconds": 3600.0, "seconds_tolerance": 100.0},
-            **time,
-        )
-        _write(
-            tmp_path,
-            "kd",
-            "big",
-            seed,
-            71.0,
-            tuning={"tune_seconds": 4500.0, "seconds_tolerance": 100.0},
-            **time,
-        )
-        _write(
-            tmp_path,
-            "fitnet",
-            "big",
-            seed,
-            71.0,
-            tuning={"tune_seconds": 3680.0, "seconds_tolerance": 100.0},
-            **time,
-        )
+        for method, seconds in realised.items():
+            tuning = {"tune_seconds": seconds, "seconds_tolerance": 100.0}
+            teacher = None if method == "baseline" else "big"
+            _write(tmp_path, method, teacher, seed, 70.0 + seed, tuning=tuning, **time)
     table = _table(tmp_path)
     assert "4500 s of training overshoot the budget of 3600 s" in table.loc["kd"].budget_check
     assert "4500 s of training vs the baseline's 3600 s" in table.loc["kd"].budget_check
@@ -249,14 +227,8 @@ def test_finals_with_another_teacher_than_the_study_are_flagged(tmp_path):
 def test_fault_a_study_without_its_literature_default_is_flagged(tmp_path):
     for seed in range(2):
         _write(tmp_path, "baseline", None, seed, 70.0)
-        _write(
-            tmp_path,
-            "kd",
-            "big",
-            seed,
-            71.0,
-            tuning={"literature_default_counted": False, "literature_default_miou": None},
-        )
+        no_default = {"literature_default_counted": False, "literature_default_miou": None}
+        _write(tmp_path, "kd", "big", seed, 71.0, tuning=no_default)
     kd = _table(tmp_path).loc["kd"]
     assert "literature default (trial 0) is not among the counted trials" in kd.budget_check
     assert math.isnan(kd.default_holdout_miou)
