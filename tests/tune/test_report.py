@@ -293,3 +293,41 @@ def test_report_names_mixed_studies_on_the_command_line(tmp_path, capsys):
 def test_report_without_finals_is_a_clear_error(tmp_path, capsys):
     assert report_main(["--finals", str(tmp_path)]) == 2
     assert "make final" in capsys.readouterr().err
+
+
+def test_fault_collapsed_space_passed_every_old_check(tmp_path):
+    """A baseline swept over its shared space collapsed to the defaults: the old settings saw nothing."""
+    import shutil
+
+    import yaml
+
+    from bench.config import load_config
+    from bench.config.compose import conf_dir
+    from bench.report.table import SHARED_SETTINGS
+    from bench.tune.space import load_space
+    from bench.tune.study import study_settings
+
+    from ..conftest import TINY
+
+    sweeps = tmp_path / "sweeps"
+    shutil.copytree(conf_dir().parent / "sweeps", sweeps)
+    full = load_space(load_config(TINY))
+    shared = sweeps / "train" / "synthetic" / "default.yaml"
+    shared.write_text(
+        yaml.safe_dump(
+            {"params": {k: {"type": "categorical", "choices": [v]} for k, v in full.defaults.items()}}
+        )
+    )
+
+    def settings(*overrides):
+        cfg = load_config([*TINY, *overrides])
+        return study_settings(cfg, load_space(cfg))
+
+    tuned, collapsed = settings(), settings(f"tune.sweeps_dir={sweeps}")
+    assert all(tuned[k] == collapsed[k] for k in SHARED_SETTINGS)  # every setting the old check compared
+    assert tuned["space"]["shared"] != collapsed["space"]["shared"]
+    for seed in range(2):
+        _write(tmp_path / "finals", "baseline", None, seed, 70.0, space=collapsed["space"])
+        _write(tmp_path / "finals", "kd", "big", seed, 71.0, space=tuned["space"])
+    kd = _table(tmp_path / "finals").loc["kd"]
+    assert "shared search space differs from the baseline's (train.optimizer.lr" in kd.budget_check
