@@ -17,6 +17,7 @@ from bench.errors import BenchError, ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm
 from bench.results import load_rows
+from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.runner import Sweep, run_sweep
 from bench.tune.space import load_space
@@ -109,7 +110,7 @@ def test_stale_trials_of_dead_workers_are_replaced(tmp_path):
     args = sweep_args(tmp_path, None, "tune.trials=2")
     study, sweep = _study(args)
     trial = study.ask(sweep.space.distributions)
-    trial.set_user_attr("owner", {"host": st.owner()["host"], "pid": 2**22 + 12345})  # no such process
+    trial.set_user_attr("owner", {"host": hb.host_identity(), "pid": 2**22 + 12345})  # no such process
     run_sweep(args)
     study, _ = _study(args)
     assert study.trials[0].user_attrs["fail_reason"] == "stale"
