@@ -135,17 +135,24 @@ def fail_stale_trials(study: optuna.Study, grace: float, reason: str = "stale") 
 
 
 def fail_trials_of(study: optuna.Study, pids: set[int], reason: str) -> list[int]:
-    """Fail the RUNNING trials owned by processes ``pids`` of this host (workers that were stopped)."""
+    """Fail the RUNNING trials owned by processes ``pids`` of this host (workers that were stopped).
+
+    Returns the numbers of all their failed trials, also those the workers marked themselves.
+    """
     storage = study._storage
     failed = []
     host = host_identity()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in study.get_trials(deepcopy=False):
         who = trial.user_attrs.get("owner") or {}
-        if who.get("host") == host and who.get("pid") in pids:
+        if who.get("host") != host or who.get("pid") not in pids:
+            continue
+        if trial.state == TrialState.RUNNING:
             with contextlib.suppress(UpdateFinishedTrialError):
                 storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                failed.append(trial.number)
+                log.warning("%s: trial %d of a stopped worker failed", study.study_name, trial.number)
+        if trial.state in (TrialState.RUNNING, TrialState.FAIL):
+            failed.append(trial.number)
     return failed
 
 

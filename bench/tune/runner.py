@@ -30,6 +30,7 @@ from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.processes import run_workers, signals_deferred
 from bench.tune.space import SearchSpace, load_space
+from bench.tune.status import duration
 from bench.utils.runtime import derive_seed
 
 log = logging.getLogger("bench")
@@ -283,7 +284,7 @@ class Sweep:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
         head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
-        print(f"{head} | best {best} | {target} | ETA {_duration(eta)}", flush=True)
+        print(f"{head} | best {best} | {target} | ETA {duration(eta)}", flush=True)
 
     def _mine(self) -> int:
         pid = os.getpid()
@@ -292,15 +293,6 @@ class Sweep:
             for t in self.study.get_trials(deepcopy=False)
             if (t.user_attrs.get("owner") or {}).get("pid") == pid and t.state != TrialState.RUNNING
         )
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
 
 
 def discard_checkpoints(out: Path) -> None:
@@ -370,8 +362,6 @@ def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
 
     def on_stopped(pids: set[int]) -> None:
         for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
-            out = Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}"
-            discard_checkpoints(out)
-            log.warning("%s: trial %d of a stopped worker failed (not counted)", sweep.name, number)
+            discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
 
     run_workers(_worker_main, args, on_stopped)

@@ -77,8 +77,6 @@ DRIVERS = {
     "postgresql": ("psycopg", "postgres"),  # SQLAlchemy 2.x: a bare postgresql:// means psycopg 3
     "postgresql+psycopg": ("psycopg", "postgres"),
     "postgresql+psycopg2": ("psycopg2", "postgres-psycopg2"),
-    "mysql": ("MySQLdb", "mysql"),
-    "mysql+pymysql": ("pymysql", "mysql"),
     "redis": ("redis", "redis"),
     "rediss": ("redis", "redis"),
 }
