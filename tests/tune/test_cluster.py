@@ -92,21 +92,23 @@ def test_killed_worker_on_another_host_goes_stale_and_the_survivor_completes_the
     tmp_path, postgres_db
 ):
     """Two hosts share a PostgreSQL study; host-a is killed -9 mid-trial. host-b alone finishes N trials."""
-    n = 3
+    n = 4
     args = sweep_args(
         tmp_path,
         None,
         f"tune.storage='{postgres_db}'",
         f"tune.trials={n}",
-        "tune.trial_iterations=40",
+        "tune.trial_iterations=60",
         *FAST_LEASE,
     )
-    a = _sweep(args, "host-a")
-    _wait_for(lambda: _running_of(postgres_db, "host-a"), what="host-a's first trial")
-    b = _sweep(args, "host-b")
-    _wait_for(lambda: _running_of(postgres_db, "host-b") or b.poll() is not None, what="host-b's first trial")
-    victim = _wait_for(lambda: _running_of(postgres_db, "host-a"), what="a running trial of host-a")[0]
+    a, b = _sweep(args, "host-a"), _sweep(args, "host-b")
+    _wait_for(
+        lambda: _running_of(postgres_db, "host-a") and _running_of(postgres_db, "host-b"),
+        what="a running trial on each host",
+    )
     a.send_signal(signal.SIGKILL)  # mid-trial: no chance to tell anyone
+    a.wait(timeout=60)
+    (victim,) = _running_of(postgres_db, "host-a")
     a_out, a_err = a.communicate(timeout=60)
     b_out, b_err = b.communicate(timeout=600)
     assert b.returncode == 0, b_err[-3000:]
