@@ -276,3 +276,73 @@ def test_a_memory_limit_stops_the_study_once_naming_the_term(tmp_path, teachers_
     assert "study" in str(e.value)
     study = Sweep.open(args).study
     assert [t.user_attrs["fail_reason"] for t in study.trials] == ["memory_limit"]
+
+
+def test_the_slurm_batch_script_carries_the_launcher_settings(tmp_path):
+    from bench.tune.launch import batch_script
+
+    cfg = load_config(
+        sweep_args(
+            tmp_path,
+            None,
+            "tune.workers=3",
+            "launcher.name=slurm",
+            "launcher.partition=gpu",
+            "launcher.account=lab42",
+            "launcher.gpus_per_node=2",
+            "launcher.cpus_per_task=8",
+            "launcher.mem_gb=32",
+            "launcher.timeout_min=90",
+            "launcher.max_parallel=2",
+            "launcher.setup=[module load cuda]",
+            f"launcher.folder={tmp_path}/slurm/%j",
+        )
+    )
+    script = batch_script(cfg, "synthetic/x/none/baseline/trials20")
+    for line in (
+        "#SBATCH --array=0-2%2",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=lab42",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --time=90",
+        f"#SBATCH --output={tmp_path}/slurm/%A_%a/%A_%a_0_log.out",
+        "module load cuda",
+    ):
+        assert line in script, f"{line!r} not in\n{script}"
+    assert "--error" not in script  # one log per job
+
+
+@pytest.mark.slow
+def test_the_slurm_launcher_runs_an_array_of_workers_on_the_shared_storage(tmp_path, postgres_db):
+    """``make sweep LAUNCHER=slurm`` through submitit's local executor: the same array code path."""
+    args = sweep_args(
+        tmp_path,
+        None,
+        f"tune.storage='{postgres_db}'",
+        "tune.trials=3",
+        "tune.workers=2",
+        "launcher.name=submitit_local",
+        f"launcher.folder={tmp_path}/slurm/%j",
+        *FAST_LEASE,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sweep", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+        timeout=600,
+    )
+    rc = result.returncode
+    assert rc == 0, result.stderr[-3000:]
+    study = _load(postgres_db)
+    counted = st.tally(study).counted
+    assert len(counted) == 3 and not st.tally(study).running
+    logs = sorted((tmp_path / "slurm").rglob("*_log.out"))
+    assert len(logs) == 2, logs  # one log per job
+    assert sum("[baseline] trial" in log.read_text() for log in logs) >= 1  # progress lines in the logs
+    secret = _secret(postgres_db)
+    assert secret not in result.stdout + result.stderr
+    _no_secret_in_files(tmp_path, secret)  # job pickles included: the URL travels in the environment
