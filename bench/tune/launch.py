@@ -139,7 +139,7 @@ def launch_workers(sweep: Sweep) -> None:
     except KeyboardInterrupt:
         for job in jobs:
             job.cancel(check=False)
-        log.warning("%s: cancelled %d job(s); their trials go stale and are replaced on resume", sweep.name, n)
+        log.warning("%s: cancelled %d job(s); their trials go stale, replaced on resume", sweep.name, n)
         raise
     failed = []
     for job in jobs:
