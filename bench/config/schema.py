@@ -195,8 +195,8 @@ class TuneConfig:
     pruner_startup_trials: int = 5  # median: trials before pruning starts
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
-    workers: int = 1  # worker processes on this machine (CUDA: disjoint sets of gpus_per_trial GPUs)
-    gpus_per_trial: int = 1  # GPUs (DDP processes) of one trial's training run
+    workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
+    gpus_per_trial: int = 1  # GPUs of one trial's run; only 1 for now (multi-GPU: torchrun, README)
     # Leases on running trials (bench.tune.heartbeat): a worker refreshes its trial's heartbeat every
     # heartbeat_interval seconds; a RUNNING trial silent for heartbeat_grace seconds is failed as stale.
     heartbeat_interval: float = 30.0

@@ -121,6 +121,12 @@ def check_tune_config(cfg: RunConfig) -> None:
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
         raise ConfigError("tune.workers must be at least 1")
+    if t.gpus_per_trial != 1:
+        raise ConfigError(
+            f"tune.gpus_per_trial={t.gpus_per_trial}: sweeps train each trial on one GPU for now; "
+            "multi-GPU runs are `torchrun --nproc_per_node=N -m bench.train|bench.teacher ...` "
+            "(README, Running on a cluster)"
+        )
     if not 0 < t.heartbeat_interval < t.heartbeat_grace:
         raise ConfigError(
             f"tune.heartbeat_interval={t.heartbeat_interval:g} must be positive and below "
@@ -327,7 +333,7 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
             from bench.tune.launch import launch_workers
 
             launch_workers(sweep)
-        elif tune.workers == 1 and tune.gpus_per_trial <= 1:
+        elif tune.workers == 1:
             sweep.run_worker()
         else:
             _run_worker_processes(sweep, overrides)
@@ -337,20 +343,11 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
 
 
 def worker_devices(cfg: RunConfig) -> list[list[str]]:
-    """Per worker, the device overrides: disjoint sets of ``tune.gpus_per_trial`` visible GPUs."""
-    tune = cfg.tune
+    """Per worker, the device override: one visible GPU each (round-robin when there are more workers)."""
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    per = tune.gpus_per_trial
-    if per > 1 and gpus < per * tune.workers:
-        raise ConfigError(
-            f"tune.workers={tune.workers} × tune.gpus_per_trial={per} needs {per * tune.workers} GPUs, "
-            f"{gpus} visible; lower one of them"
-        )
-    if gpus <= 1 and per <= 1:
-        return [[] for _ in range(tune.workers)]
-    if per <= 1:
-        return [[f"device=cuda:{i % gpus}"] for i in range(tune.workers)]
-    return [[f"device=cuda:{','.join(str(i * per + k) for k in range(per))}"] for i in range(tune.workers)]
+    if gpus <= 1:
+        return [[] for _ in range(cfg.tune.workers)]
+    return [[f"device=cuda:{i % gpus}"] for i in range(cfg.tune.workers)]
 
 
 def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
