@@ -1,6 +1,7 @@
 """Sweeps end to end on CPU: defaults first, exact budgets, resume, failures, splits, storage errors."""
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from ..conftest import sweep_args
 
 @dataclass
 class _FaultConfig(TermConfig):
-    kind: str = "oom"  # oom | interrupt | nan
+    kind: str = "oom"  # oom | interrupt | sigint | nan
     calls: list[int] | None = None  # which forward calls (0-based, counted per process) misbehave
 
 
@@ -47,6 +48,9 @@ class _Fault(LossTerm):
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             if self.cfg.kind == "interrupt":
                 raise KeyboardInterrupt
+            if self.cfg.kind == "sigint":  # Ctrl-C: the trainer checkpoints, then stops
+                signal.raise_signal(signal.SIGINT)
+                return value
             return value + float("nan")
         return value
 
@@ -102,6 +106,17 @@ def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
     run_sweep(args)  # the same command resumes the study
     study, _ = _study(args)
     assert len(st.tally(study).counted) == 4
+
+
+def test_ctrl_c_removes_the_checkpoint_of_the_interrupted_trial(tmp_path):
+    CALLS.clear()
+    fault = "+method.terms.fault={term: _test_fault, kind: sigint, calls: [8]}"  # 2nd trial, step 3
+    args = sweep_args(tmp_path, None, "tune.trials=3", fault)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
+        run_sweep(args)
+    study, _ = _study(args)
+    assert study.trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert not list((tmp_path / "trials").rglob("*.pt"))
     run_sweep(args)  # at budget: nothing more runs
     assert len(_study(args)[0].trials) == len(study.trials)
 
