@@ -89,13 +89,19 @@ class Lease:
         while not self._stop.wait(self.interval):
             self.beat()
 
-    def __enter__(self) -> Lease:
+    def start(self) -> Lease:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def __enter__(self) -> Lease:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def last_sign_of_life(trial: FrozenTrial) -> float:

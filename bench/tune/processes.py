@@ -108,7 +108,8 @@ def _child(target: Callable[..., None], args: tuple, errors: Connection) -> None
 
     try:
         target(*args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        errors.send(f"interrupted ({e or 'Ctrl-C'})")
         sys.exit(1)
     except BenchError as e:
         errors.send(str(e))

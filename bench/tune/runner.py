@@ -197,45 +197,45 @@ class Sweep:
         trainer: Trainer | None = None
         start = time.perf_counter()
         state, value = TrialState.FAIL, None
-        with hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval) as lease:
-            try:
-                cfg = load_config(overrides)
-                callbacks = [LeaseCallback(lease), PruningCallback(trial)]
-                trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
-                row = trainer.fit()
-                state, value = TrialState.COMPLETE, row["metrics"]["miou"]
-                attrs |= {
-                    "step_time_ms": row["cost"]["step_time_ms"],
-                    "peak_mem_mb": row["cost"]["peak_mem_mb"],
-                    "config_hash": row["config_hash"],
-                }
-            except optuna.TrialPruned as e:
-                state = TrialState.PRUNED
-                attrs["pruned"] = str(e)
-            except NonFiniteLossError as e:
-                attrs |= {"fail_reason": "nonfinite", "error": str(e)}
-            except torch.OutOfMemoryError as e:
-                attrs |= {"fail_reason": "oom", "error": str(e).splitlines()[0]}
-            except MemoryLimitError as e:  # the method's setting: every trial would stop here
-                self._finish(trial, TrialState.FAIL, {"fail_reason": "memory_limit", "error": str(e)})
-                raise BenchError(
-                    f"study '{self.name}' stopped: term '{e.term}' exceeds method.memory_limit_mb: {e}"
-                ) from None
-            except ConfigError as e:
-                attrs |= {"fail_reason": "invalid", "error": str(e)}
-            except LeaseLostError as e:
-                log.warning("trial %d %s; dropping it", trial.number, e)
-                self._discard(trainer)
-                return
-            except KeyboardInterrupt:
-                attrs["fail_reason"] = "interrupted"
-                self._finish(trial, TrialState.FAIL, attrs | self._cost(trainer, start))
-                self._discard(trainer)
-                raise
-            except Exception as e:  # a crashing trial must not end the sweep
-                attrs |= {"fail_reason": "error", "error": f"{type(e).__name__}: {e}"}
-                log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
-            self._finish(trial, state, attrs | self._cost(trainer, start), value)
+        lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
+        try:
+            cfg = load_config(overrides)
+            callbacks = [LeaseCallback(lease), PruningCallback(trial)]
+            trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
+            row = trainer.fit()
+            state, value = TrialState.COMPLETE, row["metrics"]["miou"]
+            attrs |= {
+                "step_time_ms": row["cost"]["step_time_ms"],
+                "peak_mem_mb": row["cost"]["peak_mem_mb"],
+                "config_hash": row["config_hash"],
+            }
+        except optuna.TrialPruned as e:
+            state = TrialState.PRUNED
+            attrs["pruned"] = str(e)
+        except NonFiniteLossError as e:
+            attrs |= {"fail_reason": "nonfinite", "error": str(e)}
+        except torch.OutOfMemoryError as e:
+            attrs |= {"fail_reason": "oom", "error": str(e).splitlines()[0]}
+        except MemoryLimitError as e:  # the method's setting: every trial would stop here
+            self._finish(trial, TrialState.FAIL, {"fail_reason": "memory_limit", "error": str(e)})
+            raise BenchError(f"study '{self.name}' stopped (every trial would stop here): {e}") from None
+        except ConfigError as e:
+            attrs |= {"fail_reason": "invalid", "error": str(e)}
+        except LeaseLostError as e:
+            log.warning("trial %d %s; dropping it", trial.number, e)
+            self._discard(trainer)
+            return
+        except KeyboardInterrupt:
+            attrs["fail_reason"] = "interrupted"
+            self._finish(trial, TrialState.FAIL, attrs | self._cost(trainer, start))
+            self._discard(trainer)
+            raise
+        except Exception as e:  # a crashing trial must not end the sweep
+            attrs |= {"fail_reason": "error", "error": f"{type(e).__name__}: {e}"}
+            log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
+        finally:
+            lease.stop()
+        self._finish(trial, state, attrs | self._cost(trainer, start), value)
         if not self.cfg.tune.keep_trial_checkpoints:
             self._discard(trainer)
 

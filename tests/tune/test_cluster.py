@@ -271,9 +271,8 @@ def test_a_memory_limit_stops_the_study_once_naming_the_term(tmp_path, teachers_
         "+method.terms.fault={term: skd_pair, weight: 0.1}",
         "method.memory_limit_mb=0.000001",
     )
-    with pytest.raises(BenchError, match=r"term 'fault' exceeds method.memory_limit_mb") as e:
+    with pytest.raises(BenchError, match=r"stopped .*term 'fault' needs about .*method.memory_limit_mb"):
         run_sweep(args)
-    assert "study" in str(e.value)
     study = Sweep.open(args).study
     assert [t.user_attrs["fail_reason"] for t in study.trials] == ["memory_limit"]
 
