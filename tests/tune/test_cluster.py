@@ -92,15 +92,16 @@ def test_killed_worker_on_another_host_goes_stale_and_the_survivor_completes_the
     tmp_path, postgres_db
 ):
     """Two hosts share a PostgreSQL study; host-a is killed -9 mid-trial. host-b alone finishes N trials."""
-    n = 4
+    n = 3
     args = sweep_args(
         tmp_path,
         None,
         f"tune.storage='{postgres_db}'",
         f"tune.trials={n}",
-        "tune.trial_iterations=60",
+        "tune.trial_iterations=200",
         *FAST_LEASE,
     )
+    # Started together, with long trials: both hold a running trial at once, whatever the load.
     a, b = _sweep(args, "host-a"), _sweep(args, "host-b")
     _wait_for(
         lambda: _running_of(postgres_db, "host-a") and _running_of(postgres_db, "host-b"),
