@@ -1,7 +1,9 @@
 # segkd-bench — `make demo` and `make test` are all a new machine needs; both set up .venv first.
 # Variables: DATASET, METHOD, STUDENT, TEACHER select presets; ARGS passes any Hydra override,
 # e.g. make train METHOD=kd ARGS="train.iterations=500 seed=1".
-# Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N.
+# Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N,
+# LAUNCHER=local|slurm (launcher.* keys in ARGS). Recipes that may carry STORAGE (a URL with a
+# password) start with @ so make does not echo them; the commands print the URL masked.
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -18,17 +20,19 @@ BUDGET  ?=
 SEEDS   ?=
 STORAGE ?=
 WORKERS ?=
+LAUNCHER ?=
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
 budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
 budget_secs = $(word 2,$(subst :, ,$(BUDGET)))
 tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SEEDS)) \
 	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
-	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS))
+	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS)) \
+	$(if $(LAUNCHER),launcher.name=$(LAUNCHER))
 # make final/report: every method unless METHOD is given on the command line
 chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
 
-.PHONY: setup train teacher baseline sweep final report perf-kd perf-data demo test lint clean
+.PHONY: setup train teacher baseline sweep final status report perf-kd perf-data demo test lint clean
 
 setup: $(STAMP)
 
@@ -45,13 +49,17 @@ teacher: $(STAMP)
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
 
 baseline: $(STAMP)
-	$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)
+	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)
 
 sweep: $(STAMP)
-	$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
+	@$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
 final: $(STAMP)
-	$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+	@$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+
+# Every study in the storage: counted / running / stale / failed trials, best so far, ETA.
+status: $(STAMP)
+	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
 
 report: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)

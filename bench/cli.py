@@ -2,7 +2,8 @@
 
 Arguments are Hydra overrides (``key=value``, ``group=option``, ``+new.key=value``). ``--cfg`` prints
 the composed config and exits; ``--help`` lists the config groups and their options. User errors
-(:class:`~bench.errors.BenchError`) print one message and exit with status 2; Ctrl-C exits with 130.
+(:class:`~bench.errors.BenchError`) print one message and exit with status 2; Ctrl-C exits with 130,
+SIGTERM with 143.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 
 from bench.config.compose import compose_raw, conf_dir
 from bench.errors import BenchError
+from bench.tune.processes import exit_status, raise_on_sigterm
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -37,6 +39,7 @@ def run_cli(
     """Parse ``argv``, handle --help/--cfg, run ``main(overrides)`` and turn user errors into messages."""
     args = list(sys.argv[1:] if argv is None else argv)
     setup_logging()
+    raise_on_sigterm()
     try:
         if {"-h", "--help"} & set(args):
             print(
@@ -53,6 +56,6 @@ def run_cli(
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt as e:  # Ctrl-C: 130; SIGTERM: 143
         print(f"\n{e or 'interrupted'}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(exit_status(e))

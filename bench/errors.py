@@ -34,3 +34,11 @@ class NonFiniteLossError(BenchError):
         )
         self.step = step
         self.term = term
+
+
+class MemoryLimitError(ConfigError):
+    """A loss term's estimated memory exceeds ``method.memory_limit_mb`` (the method's setting)."""
+
+    def __init__(self, message: str, term: str) -> None:
+        super().__init__(message)
+        self.term = term

@@ -32,6 +32,8 @@ def train_teacher(cfg: RunConfig) -> dict:
     """Train the teacher network of ``cfg`` and store it; returns the run's result row."""
     trainer = Trainer(cfg, label=f"teacher {cfg.teacher.name}/seed{cfg.seed}")
     row = trainer.fit()
+    if not trainer.dist.is_main:  # torchrun: rank 0 stores the teacher
+        return row
     weights = torch.load(trainer.out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     trainer.student.load_state_dict(weights)
     path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"])

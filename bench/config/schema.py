@@ -196,6 +196,11 @@ class TuneConfig:
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
+    gpus_per_trial: int = 1  # GPUs of one trial's run; only 1 for now (multi-GPU: torchrun, README)
+    # Leases on running trials (bench.tune.heartbeat): a worker refreshes its trial's heartbeat every
+    # heartbeat_interval seconds; a RUNNING trial silent for heartbeat_grace seconds is failed as stale.
+    heartbeat_interval: float = 30.0
+    heartbeat_grace: float = 180.0
     storage: str | None = None  # null: the journal file results/studies/optuna.journal; or an Optuna URL
     sweeps_dir: str | None = None  # search spaces; null = the repository's sweeps/
     studies_dir: str = "results/studies"
@@ -203,6 +208,24 @@ class TuneConfig:
     finals_dir: str = "results/finals"
     keep_trial_checkpoints: bool = False  # trials keep only result.json unless true
     final_seeds: int = 3  # finals: seeds 0 .. final_seeds-1, the same list for every method
+
+
+@dataclass
+class LauncherConfig:
+    """Where sweep workers run (``make sweep LAUNCHER=slurm``); see bench.tune.launch."""
+
+    name: str = "local"  # local: tune.workers processes here | slurm: a Slurm job array via submitit
+    jobs: int | None = None  # Slurm: array size (one worker each); null = tune.workers
+    partition: str | None = None
+    account: str | None = None
+    gpus_per_node: int = 0  # GPUs per job (set to tune.gpus_per_trial for multi-GPU trials)
+    cpus_per_task: int = 4
+    mem_gb: float = 16.0
+    timeout_min: int = 240  # the job's time limit
+    max_parallel: int | None = None  # array throttle (%N); null = no limit
+    folder: str = "results/slurm/%j"  # submitit's folder: one log per job (%j = the job id)
+    setup: list[str] = field(default_factory=list)  # shell lines before the worker (module load ...)
+    wait: bool = True  # wait for the jobs, printing the study's status; false = submit and return
 
 
 @dataclass
@@ -216,6 +239,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -227,6 +251,7 @@ class RunConfig:
 # Keys that do not change what a run computes; left out of the config hash.
 NON_SEMANTIC_KEYS = (
     "tune",
+    "launcher",
     "output_dir",
     "resume",
     "progress",

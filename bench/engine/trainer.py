@@ -25,6 +25,7 @@ from bench.config.compose import config_hash, to_dict
 from bench.config.schema import RunConfig
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
+from bench.engine import distributed
 from bench.engine.checkpoint import (
     check_output_dir,
     finished_row,
@@ -73,7 +74,8 @@ class Trainer:
         self.label = label or f"{cfg.method.name}/{cfg.student.name}/seed{cfg.seed}"
         self.out = Path(cfg.output_dir)
         self.hash = config_hash(cfg)
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.context()  # torchrun: this process's rank (see bench.engine.distributed)
+        self.device = distributed.setup(self.dist, resolve_device(cfg.device), cfg.train.batch_size)
         self.dtype = PRECISIONS[cfg.train.precision]
         seed_everything(cfg.seed, cfg.train.deterministic)
 
@@ -84,6 +86,7 @@ class Trainer:
         self.student = build_model(cfg.student, ds.num_classes, role="student").to(self.device)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.student.to(memory_format=self.memory_format)
+        self.train_student = distributed.wrap(self.student, self.dist, self.device)
 
         needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
         self.teacher: FrozenTeacher | None = None
@@ -178,6 +181,8 @@ class Trainer:
             self._train_loop(interrupted)
         metrics = self.validate()
         row = self._result_row(metrics, time.perf_counter() - wall_start)
+        if not self.dist.is_main:
+            return row
         save_torch_atomic(
             self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
         )
@@ -202,6 +207,7 @@ class Trainer:
         t, ds = self.cfg.train, self.cfg.dataset
         view = AugmentedView(self.train_set, t.augment, t.crop_size, ds.ignore_index)
         sampler = TrainBatchSampler(len(view), t.batch_size, self.cfg.seed, t.iterations, self.step)
+        sampler = distributed.ShardedBatchSampler(sampler, self.dist)
         loader = make_loader(view, sampler, num_workers=t.num_workers, pin_memory=self.device.type == "cuda")
         for images, labels in loader:
             images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
@@ -214,11 +220,12 @@ class Trainer:
         first_bad = torch.full((len(names),), -1, dtype=torch.long, device=self.device)
         logged_at, interval_steps, first_interval = self.step, 0, True
         clock = _IntervalClock()
+        main = self.dist.is_main
         self.student.train()
         bar = tqdm(
             total=t.iterations,
             initial=self.step,
-            disable=not cfg.progress,
+            disable=not cfg.progress or not self.dist.is_main,
             desc=self.label,
             dynamic_ncols=True,
             mininterval=1.0,
@@ -242,7 +249,8 @@ class Trainer:
                     if (bad >= 0).any():
                         i = int(torch.where(bad >= 0, bad, bad.max() + 1).argmin())
                         raise NonFiniteLossError(int(bad[i]) + 1, names[i])
-                    means = (part_sum / (self.step - logged_at)).tolist()
+                    part_mean = distributed.mean_across_ranks(part_sum, self.dist)
+                    means = (part_mean / (self.step - logged_at)).tolist()
                     elapsed = clock.lap()
                     self.train_seconds += elapsed
                     if not first_interval or done:  # the first interval includes warm-up
@@ -261,11 +269,12 @@ class Trainer:
                 if t.val_interval and self.step % t.val_interval == 0 and not done:
                     with clock.paused():
                         self._intermediate_validation()
-                if (t.checkpoint_interval and self.step % t.checkpoint_interval == 0) or done:
+                if ((t.checkpoint_interval and self.step % t.checkpoint_interval == 0) or done) and main:
                     with clock.paused():
                         save_checkpoint(self.out, self.state_dict())
                 if interrupted.is_set():
-                    save_checkpoint(self.out, self.state_dict())
+                    if main:
+                        save_checkpoint(self.out, self.state_dict())
                     raise KeyboardInterrupt(
                         f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
                         "resume=true to continue"
@@ -281,11 +290,12 @@ class Trainer:
         with torch.autocast(
             self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
         ):
-            student = self.student(images)
+            student = self.train_student(images)
             teacher = self.teacher(images) if self.teacher is not None else None
             loss, parts = self.objective(student, teacher, labels, step)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        distributed.average_gradients(self.objective.student_parameters(), self.dist)
         if t.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(

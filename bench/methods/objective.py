@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config.schema import MethodConfig, WeightScheduleConfig
-from bench.errors import ConfigError
+from bench.errors import ConfigError, MemoryLimitError
 from bench.methods.base import TermContext
 from bench.models.taps import Taps, upsample
 
@@ -69,11 +69,12 @@ class Objective(nn.Module):
         for key, term in self.terms.items():
             estimate = term.estimate_memory_mb()
             if estimate is not None and estimate > self.method.memory_limit_mb:
-                raise ConfigError(
+                raise MemoryLimitError(
                     f"term '{key}' needs about {estimate:.0f} MB at batch {self.ctx.batch_size} and "
                     f"features {self.ctx.feature_size}, above method.memory_limit_mb="
                     f"{self.method.memory_limit_mb:.0f}; pool or subsample more (see the term's options), "
-                    "lower the batch or crop, or raise the limit"
+                    "lower the batch or crop, or raise the limit",
+                    term=key,
                 )
 
     def student_parameters(self) -> list[nn.Parameter]:

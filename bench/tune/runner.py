@@ -8,9 +8,7 @@ never touched here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import time
@@ -26,11 +24,14 @@ from optuna.trial import Trial, TrialState
 
 from bench.config import RunConfig, load_config
 from bench.engine.trainer import Callback, Trainer
-from bench.errors import BenchError, ConfigError, NonFiniteLossError
+from bench.errors import BenchError, ConfigError, MemoryLimitError, NonFiniteLossError
 from bench.evaluation import Metrics
+from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.processes import run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
+from bench.tune.status import duration
 
 log = logging.getLogger("bench")
 
@@ -62,6 +63,21 @@ def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[s
         "resume=false",
         "progress=false",
     ]
+
+
+class LeaseCallback(Callback):
+    """Stops a trial that another worker failed as stale (this worker was silent past the grace)."""
+
+    def __init__(self, lease: hb.Lease) -> None:
+        self.lease = lease
+
+    def on_step_end(self, step: int) -> None:
+        if self.lease.lost.is_set():
+            raise LeaseLostError(f"failed as stale by another worker at step {step}")
+
+
+class LeaseLostError(RuntimeError):
+    pass
 
 
 class PruningCallback(Callback):
@@ -105,6 +121,17 @@ def check_tune_config(cfg: RunConfig) -> None:
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
         raise ConfigError("tune.workers must be at least 1")
+    if t.gpus_per_trial != 1:
+        raise ConfigError(
+            f"tune.gpus_per_trial={t.gpus_per_trial}: sweeps train each trial on one GPU for now; "
+            "multi-GPU runs are `torchrun --nproc_per_node=N -m bench.train|bench.teacher ...` "
+            "(README, Running on a cluster)"
+        )
+    if not 0 < t.heartbeat_interval < t.heartbeat_grace:
+        raise ConfigError(
+            f"tune.heartbeat_interval={t.heartbeat_interval:g} must be positive and below "
+            f"tune.heartbeat_grace={t.heartbeat_grace:g} (a few intervals, plus the hosts' clock skew)"
+        )
     make_sampler(cfg, 0)
     make_pruner(cfg)
 
@@ -134,36 +161,47 @@ class Sweep:
         return self.study.study_name
 
     def run_worker(self) -> None:
-        """Claim and run trials until the budget is met (or only other workers' trials are left)."""
+        """Claim and run trials until the budget is met.
+
+        Before each claim the worker fails stale trials (their workers died, on any host). When the
+        rest of the budget is in other workers' running trials it waits for them: if one of them dies
+        its trial goes stale after ``tune.heartbeat_grace`` and this worker replaces it.
+        """
         tune = self.cfg.tune
         started = time.perf_counter()
-        while not st.budget_met(self.study, tune):
+        while True:
+            hb.fail_stale_trials(self.study, tune.heartbeat_grace)
+            st.enqueue_missing_replacements(self.study)  # stale trials, or a worker died before enqueuing
+            if st.budget_met(self.study, tune):
+                break
             if st.tally(self.study).uncounted_failures > tune.max_failed_trials:
                 raise BenchError(
                     f"study '{self.name}': more than tune.max_failed_trials={tune.max_failed_trials} trials "
                     "crashed (see their fail_reason/error attributes); fix the cause and rerun to resume"
                 )
             if not st.budget_left(self.study, tune, time.time()):
-                break  # the remaining budget is in other workers' running trials
+                time.sleep(min(tune.heartbeat_interval, 5.0))  # the rest runs in other workers' trials
+                continue
             trial = self.study.ask(self.space.distributions)
+            hb.claim(self.study, trial)  # a kill before this leaves a trial that goes stale by its start
             if st.over_budget(self.study, tune, trial.number):
                 self._finish(trial, TrialState.FAIL, {"fail_reason": "over_budget"})
-                break
+                continue  # a trial ahead may still fail; budget_met / budget_left decide
             self.run_trial(trial)
-            self._progress(started)
+            self._progress(trial.number, started)
 
     def run_trial(self, trial: Trial) -> None:
         """Train one trial and tell Optuna how it ended (see :mod:`bench.tune.study` for counting)."""
-        attrs: dict[str, Any] = {"owner": st.owner()}
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        attrs: dict[str, Any] = {}
         overrides = [*self.overrides, *trial_overrides(self.cfg, self.name, trial.number, trial.params)]
         trainer: Trainer | None = None
         start = time.perf_counter()
         state, value = TrialState.FAIL, None
+        lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
             cfg = load_config(overrides)
-            trainer = Trainer(cfg, callbacks=[PruningCallback(trial)], label=f"trial {trial.number}")
+            callbacks = [LeaseCallback(lease), PruningCallback(trial)]
+            trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
             row = trainer.fit()
             state, value = TrialState.COMPLETE, row["metrics"]["miou"]
             attrs |= {
@@ -178,19 +216,34 @@ class Sweep:
             attrs |= {"fail_reason": "nonfinite", "error": str(e)}
         except torch.OutOfMemoryError as e:
             attrs |= {"fail_reason": "oom", "error": str(e).splitlines()[0]}
+        except MemoryLimitError as e:  # the method's setting: every trial would stop here
+            self._finish(trial, TrialState.FAIL, {"fail_reason": "memory_limit", "error": str(e)})
+            raise BenchError(f"study '{self.name}' stopped (every trial would stop here): {e}") from None
         except ConfigError as e:
             attrs |= {"fail_reason": "invalid", "error": str(e)}
+        except LeaseLostError as e:
+            log.warning("trial %d %s; dropping it", trial.number, e)
+            self._discard(trainer)
+            return
         except KeyboardInterrupt:
             attrs["fail_reason"] = "interrupted"
             self._finish(trial, TrialState.FAIL, attrs | self._cost(trainer, start))
+            self._discard(trainer)
             raise
         except Exception as e:  # a crashing trial must not end the sweep
             attrs |= {"fail_reason": "error", "error": f"{type(e).__name__}: {e}"}
             log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
+        finally:
+            lease.stop()
         self._finish(trial, state, attrs | self._cost(trainer, start), value)
-        if trainer is not None and not self.cfg.tune.keep_trial_checkpoints:
-            shutil.rmtree(trainer.out / "checkpoints", ignore_errors=True)
-            (trainer.out / "model.pt").unlink(missing_ok=True)
+        if not self.cfg.tune.keep_trial_checkpoints:
+            self._discard(trainer)
+
+    @staticmethod
+    def _discard(trainer: Trainer | None) -> None:
+        """Remove a trial's checkpoints and model (its result row stays)."""
+        if trainer is not None:
+            discard_checkpoints(trainer.out)
 
     @staticmethod
     def _cost(trainer: Trainer | None, start: float) -> dict[str, float]:
@@ -202,18 +255,23 @@ class Sweep:
     def _finish(
         self, trial: Trial, state: TrialState, attrs: dict[str, Any], value: float | None = None
     ) -> None:
-        for key, val in attrs.items():
-            trial.set_user_attr(key, val)
-        if state == TrialState.COMPLETE:
-            self.study.tell(trial, value)
-        else:
-            self.study.tell(trial, state=state)
-            st.enqueue_replacement(self.study, trial.number)  # same slot; the default stays counted
+        try:
+            with signals_deferred():  # a SIGTERM now must not leave the trial half-told
+                for key, val in attrs.items():
+                    trial.set_user_attr(key, val)
+                if state == TrialState.COMPLETE:
+                    self.study.tell(trial, value)
+                else:
+                    self.study.tell(trial, state=state)
+                    st.enqueue_replacement(self.study, trial.number)  # same slot; the default stays counted
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("trial %d was failed as stale by another worker; its result is dropped", trial.number)
 
-    def _progress(self, started: float) -> None:
+    def _progress(self, number: int, started: float) -> None:
+        """One line for the trial this worker just finished, with the study's state."""
         tune = self.cfg.tune
         t = st.tally(self.study)
-        last = [t for t in self.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING][-1]
+        last = next(tr for tr in self.study.get_trials(deepcopy=False) if tr.number == number)
         done = len(t.counted)
         try:
             best = f"{self.study.best_value:.4f} (#{self.study.best_trial.number})"
@@ -233,7 +291,7 @@ class Sweep:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
         head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
-        print(f"{head} | best {best} | {target} | ETA {_duration(eta)}", flush=True)
+        print(f"{head} | best {best} | {target} | ETA {duration(eta)}", flush=True)
 
     def _mine(self) -> int:
         pid = os.getpid()
@@ -244,13 +302,9 @@ class Sweep:
         )
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
+def discard_checkpoints(out: Path) -> None:
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "model.pt").unlink(missing_ok=True)
 
 
 def _worker_main(overrides: list[str], worker: int, threads: int) -> None:
@@ -258,21 +312,16 @@ def _worker_main(overrides: list[str], worker: int, threads: int) -> None:
 
     setup_logging()
     torch.set_num_threads(threads)
-    with contextlib.suppress(KeyboardInterrupt):  # the trial is already marked; the parent reports
-        Sweep.open(overrides, worker).run_worker()
+    Sweep.open(overrides, worker).run_worker()
 
 
 def run_sweep(overrides: Sequence[str]) -> Sweep:
     """Tune one study to its budget with ``tune.workers`` processes; resumes an existing study."""
     sweep = Sweep.open(overrides)
-    stale = st.fail_stale_trials(sweep.study)
-    if stale:
-        log.info(
-            "%s: %d trial(s) of dead workers marked failed (not counted); they will be replaced",
-            sweep.name,
-            stale,
-        )
     tune = sweep.cfg.tune
+    stale = hb.fail_stale_trials(sweep.study, tune.heartbeat_grace)
+    if stale:
+        log.info("%s: trials %s of dead workers failed (not counted), to be replaced", sweep.name, stale)
     log.info(
         "study %s on %s: %s, %d counted trials so far",
         sweep.name,
@@ -281,33 +330,36 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
         len(st.tally(sweep.study).counted),
     )
     try:
-        if tune.workers == 1:
+        if sweep.cfg.launcher.name != "local":
+            from bench.tune.launch import launch_workers
+
+            launch_workers(sweep)
+        elif tune.workers == 1:
             sweep.run_worker()
         else:
-            _run_worker_processes(sweep.cfg, overrides)
+            _run_worker_processes(sweep, overrides)
     finally:
         st.record_realised_budget(sweep.study)
     return sweep
 
 
-def _run_worker_processes(cfg: RunConfig, overrides: Sequence[str]) -> None:
-    """``tune.workers`` processes on this machine; on CUDA one GPU each when several are visible."""
-    workers = cfg.tune.workers
+def worker_devices(cfg: RunConfig) -> list[list[str]]:
+    """Per worker, the device override: one visible GPU each (round-robin when there are more workers)."""
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = []
-    for i in range(workers):
-        device = [f"device=cuda:{i % gpus}"] if gpus > 1 else []
-        proc = mp.get_context("spawn").Process(target=_worker_main, args=([*overrides, *device], i, threads))
-        proc.start()
-        procs.append(proc)
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.join()
-        raise
-    failed = [i for i, p in enumerate(procs) if p.exitcode not in (0, None)]
-    if failed:
-        raise BenchError(f"sweep workers {failed} exited with an error (see above); rerun to resume")
+    if gpus <= 1:
+        return [[] for _ in range(cfg.tune.workers)]
+    return [[f"device=cuda:{i % gpus}"] for i in range(cfg.tune.workers)]
+
+
+def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
+    """``tune.workers`` processes on this machine; interrupted, their trials are failed (not counted)."""
+    cfg = sweep.cfg
+    threads = max(1, (os.cpu_count() or 1) // cfg.tune.workers)
+    devices = worker_devices(cfg)
+    args = [([*overrides, *devices[i]], i, threads) for i in range(cfg.tune.workers)]
+
+    def on_stopped(pids: set[int]) -> None:
+        for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
+            discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
+
+    run_workers(_worker_main, args, on_stopped)

@@ -32,10 +32,8 @@ discarded before they train, so the counted trials are exactly slots 0 … trial
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-import os
-import socket
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,21 +74,43 @@ def open_storage(tune: TuneConfig) -> optuna.storages.BaseStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     url = tune.storage
+    check_driver(url)
     try:
         if url.startswith(("redis://", "rediss://")):
             backend = optuna.storages.journal.JournalRedisBackend(url)
             return optuna.storages.JournalStorage(backend)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat options
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=60, grace_period=180, engine_kwargs={"pool_pre_ping": True}
-            )
+        # No heartbeat_interval here: with ask/tell Optuna would only warn on every ask. The sweep
+        # records heartbeats itself (bench.tune.heartbeat).
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # any driver error means "cannot use this storage"
         reason = mask_in(str(e).splitlines()[0] if str(e) else type(e).__name__, url)
         raise ConfigError(
             f"cannot open study storage {mask_url(url)}: {reason}. Check the URL, that the server is "
             "reachable and the credentials; or leave STORAGE unset for the local journal file"
         ) from None
+
+
+# URL scheme → (module the pinned SQLAlchemy / Optuna import for it, pyproject extra that installs it)
+DRIVERS = {
+    "postgresql": ("psycopg", "postgres"),  # SQLAlchemy 2.x: a bare postgresql:// means psycopg 3
+    "postgresql+psycopg": ("psycopg", "postgres"),
+    "postgresql+psycopg2": ("psycopg2", "postgres-psycopg2"),
+    "redis": ("redis", "redis"),
+    "rediss": ("redis", "redis"),
+}
+
+
+def check_driver(url: str) -> None:
+    """A storage URL whose driver is not installed is an error naming the extra that installs it."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in DRIVERS:
+        return
+    module, extra = DRIVERS[scheme]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"storage {mask_url(url)} needs the Python module '{module}', which is not installed; "
+            f"install it with: pip install -e '.[{extra}]'"
+        )
 
 
 def needs_teacher(cfg: RunConfig) -> bool:
@@ -362,44 +382,6 @@ def budget_met(study: optuna.Study, tune: TuneConfig) -> bool:
     if tune.budget == "trials":
         return len(t.counted) >= tune.trials
     return t.seconds >= tune.seconds
-
-
-def owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def fail_stale_trials(study: optuna.Study) -> int:
-    """Mark RUNNING trials of dead worker processes on this host as failed (uncounted); returns how many.
-
-    The journal storage has no heartbeat: a worker killed mid-trial leaves its trial RUNNING forever.
-    Database storages get Optuna's heartbeat as well. Every uncounted failure without a replacement
-    (these, and any whose worker died before enqueuing one) gets one for its slot.
-    """
-    host = socket.gethostname()
-    storage = study._storage  # Optuna has no public API to fail another process's trial
-    stale = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        who = trial.user_attrs.get("owner") or {}
-        if who.get("host") == host and not _alive(who.get("pid", -1)):
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "stale")
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            stale += 1
-    if isinstance(storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
-    enqueue_missing_replacements(study)
-    return stale
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:

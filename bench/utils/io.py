@@ -1,10 +1,13 @@
 """Atomic file writes: a temporary file in the same folder, fsync, then rename.
 
-A crash or Ctrl-C leaves either the old file or the new one, never a half-written one.
+A crash or Ctrl-C leaves either the old file or the new one, never a half-written one. The file gets
+the mode a plain ``open(path, "w")`` would give it (0666 less the umask), not ``mkstemp``'s 0600, so a
+team's group can read result rows, tables and checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,11 +19,21 @@ from typing import IO, Any
 import torch
 
 
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it races with threads)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

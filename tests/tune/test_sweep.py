@@ -1,6 +1,7 @@
 """Sweeps end to end on CPU: defaults first, exact budgets, resume, failures, splits, storage errors."""
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from bench.errors import BenchError, ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm
 from bench.results import load_rows
+from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.runner import Sweep, run_sweep
 from bench.tune.space import load_space
@@ -26,7 +28,7 @@ from ..conftest import sweep_args
 
 @dataclass
 class _FaultConfig(TermConfig):
-    kind: str = "oom"  # oom | interrupt | nan
+    kind: str = "oom"  # oom | interrupt | sigint | nan
     calls: list[int] | None = None  # which forward calls (0-based, counted per process) misbehave
 
 
@@ -46,6 +48,9 @@ class _Fault(LossTerm):
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             if self.cfg.kind == "interrupt":
                 raise KeyboardInterrupt
+            if self.cfg.kind == "sigint":  # Ctrl-C: the trainer checkpoints, then stops
+                signal.raise_signal(signal.SIGINT)
+                return value
             return value + float("nan")
         return value
 
@@ -114,6 +119,17 @@ def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
     run_sweep(args)  # the same command resumes the study
     study, _ = _study(args)
     assert len(st.tally(study).counted) == 4
+
+
+def test_ctrl_c_removes_the_checkpoint_of_the_interrupted_trial(tmp_path):
+    CALLS.clear()
+    fault = "+method.terms.fault={term: _test_fault, kind: sigint, calls: [8]}"  # 2nd trial, step 3
+    args = sweep_args(tmp_path, None, "tune.trials=3", fault)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
+        run_sweep(args)
+    study, _ = _study(args)
+    assert study.trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert not list((tmp_path / "trials").rglob("*.pt"))
     run_sweep(args)  # at budget: nothing more runs
     assert len(_study(args)[0].trials) == len(study.trials)
 
@@ -140,7 +156,7 @@ def test_stale_trials_of_dead_workers_are_replaced(tmp_path):
     args = sweep_args(tmp_path, None, "tune.trials=2")
     study, sweep = _study(args)
     trial = study.ask(sweep.space.distributions)
-    trial.set_user_attr("owner", {"host": st.owner()["host"], "pid": 2**22 + 12345})  # no such process
+    trial.set_user_attr("owner", {"host": hb.host_identity(), "pid": 2**22 + 12345})  # no such process
     run_sweep(args)
     study, _ = _study(args)
     assert study.trials[0].user_attrs["fail_reason"] == "stale"

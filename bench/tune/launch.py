@@ -1,0 +1,152 @@
+"""Sweep workers on a cluster scheduler: a Slurm job array through submitit (``launcher.name=slurm``).
+
+Each array task is one sweep worker (``Sweep.run_worker``) against the study's shared storage, so
+the budget, leases and stale-trial handling are exactly those of local workers. ``launcher.*`` sets
+the job: partition, account, GPUs, CPUs, memory, time limit, array throttle, setup lines. submitit
+writes one log per task under ``launcher.folder`` (``%j`` becomes ``<array job>_<task>``).
+
+The storage URL (which may carry a password) does not go into the pickled job files: the jobs get
+it from the environment (sbatch exports the submitting shell's environment), under
+:data:`STORAGE_ENV`.
+
+``launcher.name=submitit_local`` runs the same array with submitit's local executor (processes on
+this machine): what the tests use where there is no Slurm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import BenchError, ConfigError
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+    from bench.tune.runner import Sweep
+
+log = logging.getLogger("bench")
+
+LAUNCHERS = ("local", "slurm", "submitit_local")
+STORAGE_ENV = "SEGKD_SWEEP_STORAGE"
+POLL_SECONDS = 30.0
+
+
+def _submitit() -> Any:
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError(
+            "launcher.name=slurm needs submitit, which is not installed; install it with: "
+            "pip install -e '.[slurm]'"
+        ) from None
+    return submitit
+
+
+def job_count(cfg: RunConfig) -> int:
+    return cfg.launcher.jobs or cfg.tune.workers
+
+
+def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """sbatch parameters (submitit's names) from ``launcher.*``."""
+    launcher = cfg.launcher
+    params: dict[str, Any] = {
+        "job_name": f"segkd-{cfg.method.name}",
+        "time": launcher.timeout_min,
+        "cpus_per_task": launcher.cpus_per_task,
+        "mem": f"{launcher.mem_gb:g}GB",
+        "setup": list(launcher.setup),
+        "comment": name,
+        "array_parallelism": launcher.max_parallel or job_count(cfg),
+        "stderr_to_stdout": True,  # one log per job
+    }
+    if launcher.gpus_per_node:
+        params["gpus_per_node"] = launcher.gpus_per_node
+    if launcher.partition:
+        params["partition"] = launcher.partition
+    if launcher.account:
+        params["account"] = launcher.account
+    return params
+
+
+def batch_script(cfg: RunConfig, name: str) -> str:
+    """The sbatch script the Slurm launcher submits for this sweep (for checks and dry runs)."""
+    from submitit.slurm.slurm import _make_sbatch_string  # submitit has no public accessor
+
+    return _make_sbatch_string(
+        command="python -u -m submitit.core._submit <folder>",
+        folder=Path(cfg.launcher.folder),
+        map_count=job_count(cfg),
+        **slurm_parameters(cfg, name),
+    )
+
+
+def _executor(cfg: RunConfig, name: str) -> Any:
+    submitit = _submitit()
+    folder = cfg.launcher.folder
+    if cfg.launcher.name == "slurm":
+        if shutil.which("sbatch") is None:
+            raise ConfigError(
+                "launcher.name=slurm: sbatch not found; run on a Slurm login node, or use "
+                "launcher.name=local (processes on this machine)"
+            )
+        executor = submitit.SlurmExecutor(folder=folder)
+        executor.update_parameters(**slurm_parameters(cfg, name))
+        return executor
+    executor = submitit.LocalExecutor(folder=folder)
+    executor.update_parameters(timeout_min=cfg.launcher.timeout_min)
+    return executor
+
+
+def slurm_worker(overrides: list[str], index: int) -> None:
+    """One array task: one sweep worker."""
+    from bench.cli import setup_logging
+    from bench.tune.processes import raise_on_sigterm
+    from bench.tune.runner import Sweep
+
+    setup_logging()
+    raise_on_sigterm()
+    storage = os.environ.get(STORAGE_ENV)
+    if storage:
+        overrides = [*overrides, f"tune.storage='{storage}'"]
+    Sweep.open(overrides, index).run_worker()
+
+
+def launch_workers(sweep: Sweep) -> None:
+    """Submit ``launcher.jobs`` (default ``tune.workers``) workers as one array; wait if asked."""
+    from bench.tune.status import study_status
+
+    cfg = sweep.cfg
+    if cfg.launcher.name not in LAUNCHERS:
+        raise ConfigError(f"launcher.name='{cfg.launcher.name}'; valid: {', '.join(LAUNCHERS)}")
+    n = job_count(cfg)
+    overrides = [o for o in sweep.overrides if not o.lstrip("+~").startswith("tune.storage=")]
+    if cfg.tune.storage:
+        os.environ[STORAGE_ENV] = cfg.tune.storage  # inherited by sbatch / the local jobs, never pickled
+    executor = _executor(cfg, sweep.name)
+    jobs = executor.map_array(slurm_worker, [overrides] * n, range(n))
+    for job in jobs:
+        log.info("%s: job %s, log %s", sweep.name, job.job_id, job.paths.stdout)
+    if not cfg.launcher.wait:
+        return
+    try:
+        while not all(job.done() for job in jobs):
+            time.sleep(min(POLL_SECONDS, cfg.tune.heartbeat_interval))
+            print(study_status(sweep.study, cfg.tune.heartbeat_grace).line(), flush=True)
+    except KeyboardInterrupt:
+        for job in jobs:
+            job.cancel(check=False)
+        log.warning("%s: cancelled %d job(s); their trials go stale, replaced on resume", sweep.name, n)
+        raise
+    failed = []
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as e:  # submitit re-raises the job's exception with its traceback
+            last = str(e).strip().splitlines()[-1:] or [type(e).__name__]
+            failed.append(f"job {job.job_id} ({last[0]}; log {job.paths.stdout})")
+    if failed:
+        raise BenchError("sweep jobs failed: " + "; ".join(failed) + ". Rerun the same command to resume")
