@@ -46,6 +46,10 @@ class FileDataset(SegmentationDataset):
     reduces_zero_label: ClassVar[bool] = False
     # Raw label value → training id; values not listed become ignore_index. None: labels are ids.
     label_map: ClassVar[Mapping[int, int] | None] = None
+    # A path under the root every copy has; a root without it is searched one or two levels down.
+    marker: ClassVar[str] = ""
+    # How to fix a training split that overlaps the evaluation split.
+    overlap_hint: ClassVar[str] = "check the split lists"
 
     def __init__(self, cfg: DatasetConfig, split: str) -> None:
         self.check_config(cfg)
@@ -56,14 +60,32 @@ class FileDataset(SegmentationDataset):
         if not self.pairs:
             raise self.layout_error(f"no {split} images found under {self.root}")
         expected = self.official_size(split)
-        if expected is not None and len(self.pairs) != expected:  # a subset may be deliberate: warn
-            log.warning(
-                "%s %s: %d images under %s, the official split has %d; incomplete copy?",
-                cfg.name,
-                split,
-                len(self.pairs),
-                self.root,
-                expected,
+        if expected is not None and len(self.pairs) != expected:
+            message = (
+                f"{cfg.name} {split}: {len(self.pairs)} images under {self.root}, the official split has "
+                f"{expected}"
+            )
+            if not cfg.allow_partial:
+                raise DataError(
+                    f"{message}; an incomplete copy or a wrong list file? Pass dataset.allow_partial=true "
+                    "if the copy is a subset on purpose (results are then not comparable to the literature)"
+                )
+            log.warning("%s (dataset.allow_partial=true)", message)
+        if split == "train":
+            self.check_disjoint_from_val()
+
+    def check_disjoint_from_val(self) -> None:
+        """Refuse a training split that shares images with the evaluation split, naming them."""
+        try:
+            val = {image.resolve() for image, _ in self.list_pairs(self.root, "val")}
+        except DataError:  # no evaluation split in this copy: nothing can overlap
+            return
+        shared = sorted({image.stem for image, _ in self.pairs if image.resolve() in val})
+        if shared:
+            shown = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+            raise DataError(
+                f"{self.cfg.name}: {len(shared)} training image(s) are also in the evaluation split "
+                f"({shown}); the reported split must not overlap training: {self.overlap_hint}"
             )
 
     # -------------------------------------------------------------- to override
@@ -114,6 +136,15 @@ class FileDataset(SegmentationDataset):
             )
         if not root.is_dir():
             raise cls.layout_error(f"dataset root {root} does not exist", cfg.name)
+        if cls.marker and not (root / cls.marker).exists():
+            below = sorted(p.parent for p in [*root.glob(f"*/{cls.marker}"), *root.glob(f"*/*/{cls.marker}")])
+            if below:
+                raise cls.layout_error(
+                    f"dataset root {root} has no {cls.marker} but {below[0]} does: the root is a level too "
+                    f"high; pass dataset.root={below[0]}",
+                    cfg.name,
+                )
+            raise cls.layout_error(f"dataset root {root} has no {cls.marker}", cfg.name)
         return root
 
     @classmethod
