@@ -23,7 +23,9 @@ def _forward(model: Segmenter, images: torch.Tensor) -> torch.Tensor:
     return logits[..., :h, :w].float()
 
 
-def slide_inference(model: Segmenter, images: torch.Tensor, crop: list[int], stride: list[int]) -> torch.Tensor:
+def slide_inference(
+    model: Segmenter, images: torch.Tensor, crop: list[int], stride: list[int]
+) -> torch.Tensor:
     """Logits ``[B, C, H, W]`` averaged over a sliding window (mmseg's ``slide_inference``).
 
     Windows of ``crop`` move by ``stride``; the last window in each direction is aligned to the

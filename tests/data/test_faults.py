@@ -24,7 +24,9 @@ def test_voc_training_list_with_val_ids_is_refused_naming_them(tmp_path):
     sets = tmp_path / "ImageSets" / "Segmentation"
     with (sets / "train_aug.txt").open("a") as f:
         f.write("/JPEGImages/2007_000033.jpg /SegmentationClassAug/2007_000033.png\n")
-    with pytest.raises(DataError, match=r"1 training image\(s\) are also in the evaluation split \(2007_000033\)"):
+    with pytest.raises(
+        DataError, match=r"1 training image\(s\) are also in the evaluation split \(2007_000033\)"
+    ):
         build_split(_cfg("voc", tmp_path), "train")
     with pytest.raises(DataError, match="2007_000033"):  # the tuning splits come from train: refused too
         build_split(_cfg("voc", tmp_path), "tune_train")
@@ -49,7 +51,9 @@ def test_empty_list_file_is_named(tmp_path):
 def test_voc_root_a_level_too_high_is_named_not_blamed_on_sbd(tmp_path):
     write_voc(tmp_path / "VOCdevkit" / "VOC2012")
     for root in (tmp_path / "VOCdevkit", tmp_path):
-        with pytest.raises(DataError, match=r"a level too high; pass dataset.root=.*VOCdevkit/VOC2012") as err:
+        with pytest.raises(
+            DataError, match=r"a level too high; pass dataset.root=.*VOCdevkit/VOC2012"
+        ) as err:
             build_split(_cfg("voc", root), "train")
         assert "SBD" not in str(err.value).split("Expected layout")[0]
 
