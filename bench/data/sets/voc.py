@@ -84,7 +84,8 @@ class PascalVOC(FileDataset):
             ):
                 raise self.layout_error(
                     f"dataset.aug=true needs {aug_labels} and {sets / AUG_LIST} (or mmseg's "
-                    f"{MMSEG_AUG_LIST}) from SBD; pass dataset.aug=false to train on the 1,464 VOC train images only"
+                    f"{MMSEG_AUG_LIST}) from SBD; pass dataset.aug=false to train on the 1,464 VOC train "
+                    "images only"
                 )
             if (sets / AUG_LIST).is_file():
                 entries = [(i, (aug_labels, labels)) for i in _read_ids(sets / AUG_LIST)]
