@@ -28,7 +28,7 @@ tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SE
 # make final/report: every method unless METHOD is given on the command line
 chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
 
-.PHONY: setup train teacher baseline sweep final report perf-kd perf-data demo test lint clean
+.PHONY: setup train teacher baseline sweep final report plan check-data perf-kd perf-data demo test lint clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,14 @@ final: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)
+
+# Cost of the comparison before anything trains: every method unless METHOD= is given.
+plan: $(STAMP)
+	$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
+
+# Decode every file of a dataset copy once; non-zero exit on any fault.
+check-data: $(STAMP)
+	$(BIN)/python -m bench.check_data $(presets) $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
 perf-kd: $(STAMP)

@@ -51,7 +51,9 @@ class FileDataset(SegmentationDataset):
     # How to fix a training split that overlaps the evaluation split.
     overlap_hint: ClassVar[str] = "check the split lists"
 
-    def __init__(self, cfg: DatasetConfig, split: str) -> None:
+    def __init__(self, cfg: DatasetConfig, split: str, checks: bool = True) -> None:
+        """Lists the split's files; ``checks`` also compares its size with the official one and, for
+        ``train``, refuses images shared with the evaluation split (``make check-data`` runs them itself)."""
         self.check_config(cfg)
         super().__init__(cfg, split)
         self.lut = None if self.label_map is None else lookup_table(self.label_map, cfg.ignore_index)
@@ -59,6 +61,14 @@ class FileDataset(SegmentationDataset):
         self.pairs = self.list_pairs(self.root, split)
         if not self.pairs:
             raise self.layout_error(f"no {split} images found under {self.root}")
+        if checks:
+            self.check_size()
+            if split == "train":
+                self.check_disjoint_from_val()
+
+    def check_size(self) -> None:
+        """A split whose size differs from the official one is an error unless ``dataset.allow_partial``."""
+        cfg, split = self.cfg, self.split
         expected = self.official_size(split)
         if expected is not None and len(self.pairs) != expected:
             message = (
@@ -71,8 +81,6 @@ class FileDataset(SegmentationDataset):
                     "if the copy is a subset on purpose (results are then not comparable to the literature)"
                 )
             log.warning("%s (dataset.allow_partial=true)", message)
-        if split == "train":
-            self.check_disjoint_from_val()
 
     def check_disjoint_from_val(self) -> None:
         """Refuse a training split that shares images with the evaluation split, naming them."""
@@ -164,6 +172,11 @@ class FileDataset(SegmentationDataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> Sample:
+        image, _, label = self.load(index)
+        return image, label
+
+    def load(self, index: int) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """Image, raw label values and training-id label of one pair (decoded and size-checked)."""
         image_path, label_path = self.pairs[index]
         image = read_image(image_path)
         raw = read_label(label_path)
@@ -175,7 +188,7 @@ class FileDataset(SegmentationDataset):
         label = torch.from_numpy(self.map_label(raw).astype(np.int64, copy=False))
         if self.cfg.reduce_zero_label:
             label = reduce_zero_label(label, self.cfg.ignore_index)
-        return image, label
+        return image, raw, label
 
 
 def lookup_table(table: Mapping[int, int], ignore_index: int) -> np.ndarray:
