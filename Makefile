@@ -25,8 +25,12 @@ budget_secs = $(word 2,$(subst :, ,$(BUDGET)))
 tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SEEDS)) \
 	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
 	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS))
-# make final/report: every method unless METHOD is given on the command line
-chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
+# make final/plan: every method unless METHOD is given on the command line
+given = $(filter command line environment,$(origin $(1)))
+chosen_method = $(if $(call given,METHOD),method=$(METHOD))
+# make final: every stored study unless DATASET/STUDENT/TEACHER narrow the selection
+chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
+	$(if $(TEACHER),teacher=$(TEACHER))
 
 .PHONY: setup train teacher baseline sweep final report plan check-data perf-kd perf-data demo test lint clean
 
@@ -51,7 +55,7 @@ sweep: $(STAMP)
 	$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
 final: $(STAMP)
-	$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+	$(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 report: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)

@@ -26,6 +26,7 @@ from bench.evaluation.metrics import reduce_zero_label
 DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
 
 log = logging.getLogger("bench")
+_WARNED: set[str] = set()
 
 
 class FileDataset(SegmentationDataset):
@@ -80,7 +81,9 @@ class FileDataset(SegmentationDataset):
                     f"{message}; an incomplete copy or a wrong list file? Pass dataset.allow_partial=true "
                     "if the copy is a subset on purpose (results are then not comparable to the literature)"
                 )
-            log.warning("%s (dataset.allow_partial=true)", message)
+            if message not in _WARNED:  # once per process: every trial lists the split again
+                _WARNED.add(message)
+                log.warning("%s (dataset.allow_partial=true)", message)
 
     def check_disjoint_from_val(self) -> None:
         """Refuse a training split that shares images with the evaluation split, naming them."""
