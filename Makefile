@@ -29,10 +29,14 @@ tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SE
 	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
 	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS)) \
 	$(if $(LAUNCHER),launcher.name=$(LAUNCHER))
-# make final/report: every method unless METHOD is given on the command line
-chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
+# make final/plan: every method unless METHOD is given on the command line
+given = $(filter command line environment,$(origin $(1)))
+chosen_method = $(if $(call given,METHOD),method=$(METHOD))
+# make final: every stored study unless DATASET/STUDENT/TEACHER narrow the selection
+chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
+	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: setup train teacher baseline sweep final status report perf-kd perf-data demo test lint clean
+.PHONY: setup train teacher baseline sweep final status report plan check-data perf-kd perf-data demo test lint clean
 
 setup: $(STAMP)
 
@@ -55,7 +59,7 @@ sweep: $(STAMP)
 	@$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
 final: $(STAMP)
-	@$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+	@$(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 # Every study in the storage: counted / running / stale / failed trials, best so far, ETA.
 status: $(STAMP)
@@ -63,6 +67,14 @@ status: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)
+
+# Cost of the comparison before anything trains: every method unless METHOD= is given.
+plan: $(STAMP)
+	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
+
+# Decode every file of a dataset copy once; non-zero exit on any fault.
+check-data: $(STAMP)
+	$(BIN)/python -m bench.check_data $(presets) $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
 perf-kd: $(STAMP)

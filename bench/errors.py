@@ -11,6 +11,17 @@ from __future__ import annotations
 class BenchError(Exception):
     """An error caused by the user's input; the message names the cause and the fix."""
 
+    def __init__(self, *args: object) -> None:
+        # A DataLoader worker re-raises the error in the main process as
+        # ``type("Caught <Name> in DataLoader worker process N.\nOriginal Traceback ...: <message>")``;
+        # keep the original message, so the user reads the same one line as with num_workers=0.
+        if len(args) == 1 and isinstance(args[0], str) and " in DataLoader worker process " in args[0]:
+            cls = type(self)
+            marker = f"{cls.__module__}.{cls.__qualname__}: "
+            if marker in args[0]:
+                args = (args[0].rsplit(marker, 1)[1].rstrip("\n"),)
+        super().__init__(*args)
+
 
 class ConfigError(BenchError):
     """A config value is missing, misspelled, of the wrong type or inconsistent."""

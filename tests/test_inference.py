@@ -78,3 +78,24 @@ def test_keep_ratio_resize_predicts_at_the_base_scale_and_returns_full_size():
     assert model.shapes == [(24, 56)]  # factor min(50/100, 20/40) = 0.5 → 20×50, padded to OS 8
     expected = model.conv(images.float() / 255).softmax(1)
     assert (probs - expected).abs().mean() < 0.05  # a pointwise model survives the round trip
+
+
+def test_slide_averages_logits_then_softmax_like_mmseg():
+    """Overlapping windows average logits (mmseg's slide_inference), not probabilities: a model whose
+    logits depend on the window gives softmax(mean of logits) where two windows overlap."""
+
+    class WindowDependent(Pointwise):
+        def forward(self, images):
+            self.shapes.append(tuple(images.shape[-2:]))
+            b, _, h, w = images.shape
+            left = (images[:, :1].float().mean() > -1).float() * float(len(self.shapes) == 1)
+            logits = torch.stack([torch.full((b, h, w), 4.0 * left), torch.zeros(b, h, w)], 1)
+            return Taps.from_logits(logits)  # first window: [4, 0]; second window: [0, 0]
+
+    model = WindowDependent(1)
+    probs = predict(model, _images(1, 12)[:1], EvalConfig(mode="slide", crop_size=[1, 8], stride=[1, 4]))
+    overlap = probs[0, :, 0, 4:8]  # covered by both windows: logits (4 + 0) / 2 = 2 against 0
+    expected = torch.tensor([2.0, 0.0]).softmax(0)[:, None].expand(2, 4)
+    torch.testing.assert_close(overlap, expected)
+    # averaging probabilities would give (softmax([4,0]) + 0.5) / 2 = 0.741, not 0.881
+    assert abs(overlap[0, 0].item() - 0.8808) < 1e-3

@@ -28,6 +28,9 @@ class DatasetConfig:
     # (0, 1) or a number of images; fixed by holdout_seed, independent of the run seed.
     holdout_size: float = 0.2
     holdout_seed: int = 0
+    # A file-backed copy whose split sizes differ from the official ones is an error (an incomplete
+    # download, a wrong list file); true accepts it with a warning (a subset on purpose).
+    allow_partial: bool = False
 
 
 @dataclass

@@ -26,6 +26,7 @@ from bench.evaluation.metrics import reduce_zero_label
 DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
 
 log = logging.getLogger("bench")
+_WARNED: set[str] = set()
 
 
 class FileDataset(SegmentationDataset):
@@ -46,8 +47,14 @@ class FileDataset(SegmentationDataset):
     reduces_zero_label: ClassVar[bool] = False
     # Raw label value → training id; values not listed become ignore_index. None: labels are ids.
     label_map: ClassVar[Mapping[int, int] | None] = None
+    # A path under the root every copy has; a root without it is searched one or two levels down.
+    marker: ClassVar[str] = ""
+    # How to fix a training split that overlaps the evaluation split.
+    overlap_hint: ClassVar[str] = "check the split lists"
 
-    def __init__(self, cfg: DatasetConfig, split: str) -> None:
+    def __init__(self, cfg: DatasetConfig, split: str, checks: bool = True) -> None:
+        """Lists the split's files; ``checks`` also compares its size with the official one and, for
+        ``train``, refuses images shared with the evaluation split (``make check-data`` runs them itself)."""
         self.check_config(cfg)
         super().__init__(cfg, split)
         self.lut = None if self.label_map is None else lookup_table(self.label_map, cfg.ignore_index)
@@ -55,15 +62,41 @@ class FileDataset(SegmentationDataset):
         self.pairs = self.list_pairs(self.root, split)
         if not self.pairs:
             raise self.layout_error(f"no {split} images found under {self.root}")
+        if checks:
+            self.check_size()
+            if split == "train":
+                self.check_disjoint_from_val()
+
+    def check_size(self) -> None:
+        """A split whose size differs from the official one is an error unless ``dataset.allow_partial``."""
+        cfg, split = self.cfg, self.split
         expected = self.official_size(split)
-        if expected is not None and len(self.pairs) != expected:  # a subset may be deliberate: warn
-            log.warning(
-                "%s %s: %d images under %s, the official split has %d; incomplete copy?",
-                cfg.name,
-                split,
-                len(self.pairs),
-                self.root,
-                expected,
+        if expected is not None and len(self.pairs) != expected:
+            message = (
+                f"{cfg.name} {split}: {len(self.pairs)} images under {self.root}, the official split has "
+                f"{expected}"
+            )
+            if not cfg.allow_partial:
+                raise DataError(
+                    f"{message}; an incomplete copy or a wrong list file? Pass dataset.allow_partial=true "
+                    "if the copy is a subset on purpose (results are then not comparable to the literature)"
+                )
+            if message not in _WARNED:  # once per process: every trial lists the split again
+                _WARNED.add(message)
+                log.warning("%s (dataset.allow_partial=true)", message)
+
+    def check_disjoint_from_val(self) -> None:
+        """Refuse a training split that shares images with the evaluation split, naming them."""
+        try:
+            val = {image.resolve() for image, _ in self.list_pairs(self.root, "val")}
+        except DataError:  # no evaluation split in this copy: nothing can overlap
+            return
+        shared = sorted({image.stem for image, _ in self.pairs if image.resolve() in val})
+        if shared:
+            shown = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+            raise DataError(
+                f"{self.cfg.name}: {len(shared)} training image(s) are also in the evaluation split "
+                f"({shown}); the reported split must not overlap training: {self.overlap_hint}"
             )
 
     # -------------------------------------------------------------- to override
@@ -114,6 +147,15 @@ class FileDataset(SegmentationDataset):
             )
         if not root.is_dir():
             raise cls.layout_error(f"dataset root {root} does not exist", cfg.name)
+        if cls.marker and not (root / cls.marker).exists():
+            below = sorted(p.parent for p in [*root.glob(f"*/{cls.marker}"), *root.glob(f"*/*/{cls.marker}")])
+            if below:
+                raise cls.layout_error(
+                    f"dataset root {root} has no {cls.marker} but {below[0]} does: the root is a level too "
+                    f"high; pass dataset.root={below[0]}",
+                    cfg.name,
+                )
+            raise cls.layout_error(f"dataset root {root} has no {cls.marker}", cfg.name)
         return root
 
     @classmethod
@@ -133,6 +175,11 @@ class FileDataset(SegmentationDataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> Sample:
+        image, _, label = self.load(index)
+        return image, label
+
+    def load(self, index: int) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """Image, raw label values and training-id label of one pair (decoded and size-checked)."""
         image_path, label_path = self.pairs[index]
         image = read_image(image_path)
         raw = read_label(label_path)
@@ -144,7 +191,7 @@ class FileDataset(SegmentationDataset):
         label = torch.from_numpy(self.map_label(raw).astype(np.int64, copy=False))
         if self.cfg.reduce_zero_label:
             label = reduce_zero_label(label, self.cfg.ignore_index)
-        return image, label
+        return image, raw, label
 
 
 def lookup_table(table: Mapping[int, int], ignore_index: int) -> np.ndarray:

@@ -28,12 +28,13 @@ from bench.data.splits import build_split
 from bench.engine import distributed
 from bench.engine.checkpoint import (
     check_output_dir,
+    checkpoint_path,
     finished_row,
     load_checkpoint,
     save_checkpoint,
 )
 from bench.engine.optim import build_optimizer, build_scheduler
-from bench.errors import NonFiniteLossError
+from bench.errors import BenchError, NonFiniteLossError
 from bench.evaluation import Metrics, eval_loader, evaluate
 from bench.methods import TERMS, Objective, TermContext
 from bench.models import build_model, count_parameters
@@ -179,7 +180,14 @@ class Trainer:
         wall_start = time.perf_counter()
         with _graceful_interrupt() as interrupted:
             self._train_loop(interrupted)
-        metrics = self.validate()
+        try:
+            metrics = self.validate()
+        except BenchError as e:  # training is saved: only the evaluation needs redoing
+            raise type(e)(
+                f"{e}\nThe evaluation failed after training; the trained model is saved in "
+                f"{checkpoint_path(self.out)}. Fix the cause and rerun the same command with resume=true: "
+                "it evaluates the saved model without training again."
+            ) from None
         row = self._result_row(metrics, time.perf_counter() - wall_start)
         if not self.dist.is_main:
             return row

@@ -1,7 +1,8 @@
 """Inference protocols: whole image or sliding window, optional horizontal flip.
 
 Both pad the input to a multiple of the model's output stride (smp requires it) and crop the
-prediction back, and both return logits at input resolution.
+prediction back. :func:`predict` returns class probabilities at input resolution; the sliding window
+averages the windows' *logits* and applies the softmax after, as mmseg does.
 """
 
 from __future__ import annotations
@@ -16,26 +17,21 @@ from bench.models.taps import upsample
 
 
 def _forward(model: Segmenter, images: torch.Tensor) -> torch.Tensor:
+    """Logits at the input's size (padded to the output stride for the forward pass, cropped back)."""
     padded, (h, w) = pad_to_multiple(images, model.output_stride)
     logits = model(padded).logits
-    return logits[..., :h, :w]
-
-
-def _forward_flip(model: Segmenter, images: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Class probabilities, averaged with the flipped prediction when ``flip``."""
-    probs = _forward(model, images).float().softmax(1)
-    if flip:
-        probs = (probs + _forward(model, images.flip(-1)).float().softmax(1).flip(-1)) / 2
-    return probs
+    return logits[..., :h, :w].float()
 
 
 def slide_inference(
-    model: Segmenter, images: torch.Tensor, crop: list[int], stride: list[int], flip: bool = False
+    model: Segmenter, images: torch.Tensor, crop: list[int], stride: list[int]
 ) -> torch.Tensor:
-    """Average the windows' class probabilities over a sliding window (mmseg's 'slide' mode).
+    """Logits ``[B, C, H, W]`` averaged over a sliding window (mmseg's ``slide_inference``).
 
     Windows of ``crop`` move by ``stride``; the last window in each direction is aligned to the
-    border, so every pixel is covered. Images smaller than the crop are padded.
+    border, so every pixel is covered. Where the image is smaller than the crop, the window shrinks
+    to the image (mmseg does the same). Overlapping windows average their logits (float32); the
+    softmax comes after, in :func:`predict`.
     """
     b, _, h, w = images.shape
     ch, cw = min(crop[0], h), min(crop[1], w)
@@ -47,30 +43,36 @@ def slide_inference(
     for r in range(rows):
         for c in range(cols):
             y0, x0 = min(r * sh, h - ch), min(c * sw, w - cw)
-            probs = _forward_flip(model, images[:, :, y0 : y0 + ch, x0 : x0 + cw], flip)
+            logits = _forward(model, images[:, :, y0 : y0 + ch, x0 : x0 + cw])
             if out is None:
-                out = images.new_zeros((b, probs.shape[1], h, w), dtype=torch.float32)
-            out[:, :, y0 : y0 + ch, x0 : x0 + cw] += probs
+                out = images.new_zeros((b, logits.shape[1], h, w), dtype=torch.float32)
+            out[:, :, y0 : y0 + ch, x0 : x0 + cw] += logits
             count[:, :, y0 : y0 + ch, x0 : x0 + cw] += 1
     return out / count
 
 
+def _probabilities(model: Segmenter, images: torch.Tensor, cfg: EvalConfig) -> torch.Tensor:
+    if cfg.mode == "slide":
+        return slide_inference(model, images, cfg.crop_size, cfg.stride).softmax(1)
+    return _forward(model, images).softmax(1)
+
+
 @torch.inference_mode()
 def predict(model: Segmenter, images: torch.Tensor, cfg: EvalConfig) -> torch.Tensor:
-    """Class probabilities ``[B, C, H, W]`` for a batch under the configured protocol.
+    """Class probabilities ``[B, C, H, W]`` (float32) for a batch under the configured protocol.
 
     With ``cfg.resize`` the batch is first resized (keep-ratio, bilinear) into that box and the
-    probabilities are resized back to the input size.
+    probabilities are resized back to the input size. With ``cfg.flip`` the probabilities are averaged
+    with those of the mirrored batch (mmseg's flip test-time augmentation averages probabilities too).
     """
     size = tuple(images.shape[-2:])
     if cfg.resize is not None:
         factor = keep_ratio_factor(size, cfg.resize)
         scaled = (int(size[0] * factor + 0.5), int(size[1] * factor + 0.5))
         images = F.interpolate(images.float(), size=scaled, mode="bilinear", align_corners=False)
-    if cfg.mode == "slide":
-        probs = slide_inference(model, images, cfg.crop_size, cfg.stride, cfg.flip)
-    else:
-        probs = _forward_flip(model, images, cfg.flip)
+    probs = _probabilities(model, images, cfg)
+    if cfg.flip:
+        probs = (probs + _probabilities(model, images.flip(-1), cfg).flip(-1)) / 2
     return upsample(probs, size)
 
 

@@ -106,7 +106,14 @@ def test_protocol_augmentation_keeps_each_dataset_aligned(tmp_path, name):
     # Fixture images encode their raw labels: after the dataset's default (CIRKD) augmentation, every
     # labelled pixel away from a block edge shows the grey level of its own training id.
     WRITERS[name](tmp_path)
-    cfg = load_config([f"dataset={name}", f"dataset.root={tmp_path}", "train.crop_size=[48,48]"])
+    cfg = load_config(
+        [
+            f"dataset={name}",
+            f"dataset.root={tmp_path}",
+            "dataset.allow_partial=true",
+            "train.crop_size=[48,48]",
+        ]
+    )
     ds = build_split(cfg.dataset, "train")
     view = AugmentedView(ds, cfg.train.augment, cfg.train.crop_size, cfg.dataset.ignore_index)
     checked = 0

@@ -16,6 +16,7 @@ from bench.errors import ConfigError, DataError
 from .layouts import RAWS, WRITERS, blocks, ungrey, voc_palette_png, write_camvid, write_voc
 
 DATASET_NAMES = sorted(WRITERS)
+PARTIAL = ["dataset.allow_partial=true"]  # the fixtures hold a few images per split
 
 # cityscapesScripts helpers/labels.py: labelId → trainId of the 19 evaluated classes, written out
 # independently of bench.data.sets.cityscapes; every other id is ignored.
@@ -26,7 +27,7 @@ CITYSCAPES_TRAIN_IDS = {
 
 
 def _cfg(name: str, root, *overrides: str):
-    return load_config([f"dataset={name}", f"dataset.root={root}", *overrides]).dataset
+    return load_config([f"dataset={name}", f"dataset.root={root}", *PARTIAL, *overrides]).dataset
 
 
 @pytest.fixture
@@ -134,12 +135,24 @@ def test_voc_without_sbd_says_how_to_train_without_it(tmp_path):
     assert len(build_split(_cfg("voc", tmp_path, "dataset.aug=false"), "train")) == 2
 
 
-def test_voc_accepts_mmseg_aug_list(tmp_path):
+def test_voc_reads_mmseg_lists_as_mmseg_does(tmp_path):
+    # mmseg's voc_aug.py writes aug.txt = SBD ids in neither train.txt nor val.txt, and trainaug.txt =
+    # (train + SBD) − val; its pascal_voc12_aug config trains on train.txt + aug.txt. Before, aug.txt was
+    # read alone: every train.txt image was missing and the run went on with a warning.
     write_voc(tmp_path)
     sets = tmp_path / "ImageSets" / "Segmentation"
-    (sets / "train_aug.txt").rename(sets / "aug.txt")
-    (sets / "aug.txt").write_text("2007_000032\n2008_000002\n")
-    assert len(build_split(_cfg("voc", tmp_path), "train")) == 2
+    (sets / "train_aug.txt").unlink()
+    (sets / "aug.txt").write_text("2008_000002\n")
+    (sets / "trainaug.txt").write_text("2007_000032\n2007_000039\n2008_000002\n")
+    ds = build_split(_cfg("voc", tmp_path), "train")
+    labels = {p[0].stem: p[1].parent.name for p in ds.pairs}
+    assert labels == {  # train.txt ids from SegmentationClass, aug.txt ids from SegmentationClassAug
+        "2007_000032": "SegmentationClass",
+        "2007_000039": "SegmentationClass",
+        "2008_000002": "SegmentationClassAug",
+    }
+    (sets / "aug.txt").unlink()  # trainaug.txt alone: the same three images
+    assert sorted(p[0].stem for p in build_split(_cfg("voc", tmp_path), "train").pairs) == sorted(labels)
 
 
 def test_camvid_void_is_ignored_and_sets_are_configurable(tmp_path):
@@ -207,14 +220,17 @@ def test_image_without_label_is_named(tmp_path):
 def test_root_from_the_environment(tmp_path, monkeypatch):
     write_voc(tmp_path / "VOCdevkit" / "VOC2012")
     monkeypatch.setenv("SEGKD_DATA_ROOT", str(tmp_path))
-    assert len(build_split(load_config(["dataset=voc"]).dataset, "val")) == 2
+    assert len(build_split(load_config(["dataset=voc", *PARTIAL]).dataset, "val")) == 2
     monkeypatch.delenv("SEGKD_DATA_ROOT")
     with pytest.raises(DataError, match="SEGKD_DATA_ROOT"):
         build_split(load_config(["dataset=voc"]).dataset, "val")
 
 
-def test_incomplete_copy_warns_with_the_official_size(tmp_path, caplog):
+def test_incomplete_copy_is_an_error_unless_partial_on_purpose(tmp_path, caplog):
     WRITERS["ade20k"](tmp_path)
+    cfg = load_config(["dataset=ade20k", f"dataset.root={tmp_path}"]).dataset
+    with pytest.raises(DataError, match=r"3 images .* official split has 20210.*dataset.allow_partial=true"):
+        build_split(cfg, "train")
     build_split(_cfg("ade20k", tmp_path), "train")
     assert "official split has 20210" in caplog.text
 

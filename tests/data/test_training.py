@@ -35,6 +35,9 @@ def _run(tmp_path, name: str, *overrides: str) -> dict:
         [
             f"dataset={name}",
             f"dataset.root={tmp_path / 'data'}",
+            "dataset.allow_partial=true",
+            "student=deeplabv3_tiny",
+            "teacher=deeplabv3_small",
             *TINY,
             f"output_dir={tmp_path / 'run'}",
             *overrides,

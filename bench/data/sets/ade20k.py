@@ -78,6 +78,7 @@ class ADE20K(FileDataset):
     classes = CLASS_NAMES
     colours = PALETTE
     reduces_zero_label = True  # label 0 is "other", not one of the 150 classes
+    marker = "annotations"
 
     def official_size(self, split: str) -> int | None:
         return {"train": 20210, "val": 2000}.get(split)

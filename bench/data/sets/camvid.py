@@ -59,6 +59,7 @@ class CamVid(FileDataset):
     classes = tuple(name for name, _ in CLASSES)
     colours = tuple(colour for _, colour in CLASSES)
     label_map = CLASS_IDS
+    overlap_hint = "dataset.train_sets=[train,val] is evaluated with dataset.val_set=test"
 
     @classmethod
     def check_config(cls, cfg: CamVidConfig) -> None:

@@ -56,6 +56,7 @@ class Cityscapes(FileDataset):
     classes = tuple(name for name, _, _ in CLASSES)
     colours = tuple(colour for _, _, colour in CLASSES)
     label_map = LABEL_ID_TO_TRAIN_ID
+    marker = "leftImg8bit"
 
     def official_size(self, split: str) -> int | None:
         return {"train": 2975, "val": 500}.get(split)

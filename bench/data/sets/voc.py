@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.config.schema import DatasetConfig
 from bench.data import DATASETS
 from bench.data.files import FileDataset
+from bench.errors import DataError
 
 CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -24,7 +25,13 @@ CLASS_NAMES = (
     "tvmonitor",
 )  # fmt: skip
 
-AUG_LISTS = ("train_aug.txt", "aug.txt")  # DeepLab / CIRKD name, mmseg's voc_aug.py name
+# Training lists of the augmented set, in the order they are looked for:
+#   train_aug.txt  DeepLab / CIRKD: the 10,582 ids, labels in SegmentationClassAug;
+#   aug.txt        mmseg's tools/dataset_converters/voc_aug.py: the 9,118 SBD ids that are in neither
+#                  train.txt nor val.txt; mmseg's pascal_voc12_aug config trains on train.txt (labels
+#                  in SegmentationClass) + aug.txt (labels in SegmentationClassAug), and so does this;
+#   trainaug.txt   the same converter's (train + SBD) − val list, used when aug.txt is absent.
+AUG_LIST, MMSEG_AUG_LIST, MMSEG_TRAINAUG_LIST = "train_aug.txt", "aug.txt", "trainaug.txt"
 
 
 @dataclass
@@ -44,7 +51,8 @@ class PascalVOC(FileDataset):
   <root>/ImageSets/Segmentation/{train,val}.txt
   and, for the augmented training set (dataset.aug=true, the default):
   <root>/SegmentationClassAug/<id>.png          single-channel PNGs converted from SBD
-  <root>/ImageSets/Segmentation/train_aug.txt   the 10,582 training ids (or mmseg's aug.txt)
+  <root>/ImageSets/Segmentation/train_aug.txt   the 10,582 training ids (DeepLab), or mmseg's
+                                                aug.txt (read with train.txt, as mmseg does)
   (<root> is VOCdevkit/VOC2012; without SBD pass dataset.aug=false)"""
     source = (
         "VOC2012: http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar; SBD "
@@ -54,6 +62,9 @@ class PascalVOC(FileDataset):
     )
 
     classes = CLASS_NAMES  # colours: VOC's own bit-interleaved colour map, the default
+
+    marker = "JPEGImages"
+    overlap_hint = "remove the val.txt ids from the training list"
 
     def official_size(self, split: str) -> int | None:
         if split == "train":
@@ -68,18 +79,30 @@ class PascalVOC(FileDataset):
             root / "SegmentationClassAug",
         )
         if split == "train" and self.cfg.aug:
-            lists = [sets / name for name in AUG_LISTS if (sets / name).is_file()]
-            if not lists or not aug_labels.is_dir():
+            if not aug_labels.is_dir() or not any(
+                (sets / n).is_file() for n in (AUG_LIST, MMSEG_AUG_LIST, MMSEG_TRAINAUG_LIST)
+            ):
                 raise self.layout_error(
-                    f"dataset.aug=true needs {aug_labels} and {sets / AUG_LISTS[0]} (or {AUG_LISTS[1]}) from "
-                    "SBD; pass dataset.aug=false to train on the 1,464 VOC train images only"
+                    f"dataset.aug=true needs {aug_labels} and {sets / AUG_LIST} (or mmseg's "
+                    f"{MMSEG_AUG_LIST}) from SBD; pass dataset.aug=false to train on the 1,464 VOC train "
+                    "images only"
                 )
-            ids, folders = _read_ids(lists[0]), (aug_labels, labels)
+            if (sets / AUG_LIST).is_file():
+                entries = [(i, (aug_labels, labels)) for i in _read_ids(sets / AUG_LIST)]
+            elif (sets / MMSEG_AUG_LIST).is_file():  # mmseg: train.txt + aug.txt
+                self.require(sets / "train.txt")
+                entries = [(i, (labels, aug_labels)) for i in _read_ids(sets / "train.txt")]
+                entries += [(i, (aug_labels, labels)) for i in _read_ids(sets / MMSEG_AUG_LIST)]
+            else:
+                entries = [(i, (aug_labels, labels)) for i in _read_ids(sets / MMSEG_TRAINAUG_LIST)]
         else:
             self.require(sets / f"{split}.txt", images, labels)
-            ids, folders = _read_ids(sets / f"{split}.txt"), (labels,)
-        pairs = []
-        for id_ in ids:
+            entries = [(i, (labels,)) for i in _read_ids(sets / f"{split}.txt")]
+        pairs, seen = [], set()
+        for id_, folders in entries:
+            if id_ in seen:  # an id in both lists is one image
+                continue
+            seen.add(id_)
             image = images / f"{id_}.jpg"
             label = next((f / f"{id_}.png" for f in folders if (f / f"{id_}.png").is_file()), None)
             if label is None or not image.is_file():
@@ -91,8 +114,7 @@ class PascalVOC(FileDataset):
 
 def _read_ids(path: Path) -> list[str]:
     """Image ids of a list file; lines are ids or DeepLab-style "/JPEGImages/<id>.jpg /<label>.png"."""
-    ids = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            ids.append(Path(line.split()[0]).stem)
+    ids = [Path(line.split()[0]).stem for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"list file {path} is empty; it should list one image id per line")
     return ids

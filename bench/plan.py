@@ -1,0 +1,381 @@
+"""What a comparison will cost, before anything trains: ``python -m bench.plan`` (``make plan``).
+
+For each dataset it lists the teacher, the study of the baseline and of every method (trials × the
+per-trial schedule, plus the hold-out validations that feed the pruner) and the finals (seeds × the
+protocol's full schedule, plus one validation each), with the step time each assumes, the GPU-hours
+and the checkpoint disk; then the total. Step times come from a short calibration on the current
+device (random inputs at the training size through the composed student, teacher and loss terms,
+forward + backward + optimizer step) when a GPU is visible or ``--calibrate`` is given; otherwise
+from an *estimate*: the FLOPs of the step (student forward + backward ≈ 3 × forward, plus the teacher's
+forward; counted with ``torch.utils.flop_counter`` on the meta device) at an assumed throughput
+(``--tflops``). Estimates leave out the KD terms' own cost (see ``make perf-kd``) and data loading.
+
+Usage: ``python -m bench.plan [dataset=a,b|all] [method=m1,m2] [student=...] [teacher=...]
+[tune.*=...] [key=value ...] [--estimate | --calibrate] [--tflops 60] [--steps 10]``; without
+``method=`` every method of ``conf/method`` is planned next to the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.cli import setup_logging
+from bench.config import RunConfig, load_config
+from bench.config.compose import conf_dir
+from bench.data import DATASETS
+from bench.errors import BenchError, ConfigError
+from bench.models import build_model
+from bench.teachers import teacher_path
+from bench.tune import study as st
+
+log = logging.getLogger("bench")
+
+REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+# Typical evaluation image (height, width) per dataset: Cityscapes and CamVid have one size; ADE20K and
+# VOC vary (ADE20K val: mostly 512 on the short side; VOC: at most 500 on the long side).
+EVAL_SIZES = {"cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480)}
+DEFAULT_TFLOPS = 60.0  # assumed sustained bf16 throughput: ~20 % of an A100's 312 TFLOP/s dense peak
+BYTES = 4  # fp32 weights (and SGD momentum) in checkpoints
+
+
+@dataclass
+class Row:
+    """One line of the plan: ``runs`` trainings of ``iterations`` steps, each with ``evals`` validations."""
+
+    dataset: str
+    stage: str  # teacher | study | finals
+    method: str
+    runs: int
+    iterations: int
+    step_s: float
+    evals: int  # validations per run
+    eval_images: int
+    eval_image_s: float
+    disk_bytes: float
+    note: str = ""
+
+    @property
+    def gpu_hours(self) -> float:
+        per_run = self.iterations * self.step_s + self.evals * self.eval_images * self.eval_image_s
+        return self.runs * per_run / 3600
+
+
+class Timing:
+    """Seconds per training step and per evaluated image of a composed config."""
+
+    source = ""
+
+    def step(self, cfg: RunConfig) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def eval_image(self, cfg: RunConfig) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _network(model_cfg, num_classes: int, role: str, device: torch.device | str):
+    return build_model(replace(model_cfg, encoder_weights=None), num_classes, role=role).to(device)
+
+
+_COUNTS: dict[str, int] = {}
+
+
+def _key(model_cfg, *rest) -> str:
+    return json.dumps([asdict(model_cfg), *rest], sort_keys=True, default=str)
+
+
+def forward_flops(model_cfg, num_classes: int, size: tuple[int, int]) -> int:
+    """FLOPs of one forward pass of one image (counted on the meta device: no memory, no compute)."""
+    key = _key(model_cfg, num_classes, size, "flops")
+    if key in _COUNTS:
+        return _COUNTS[key]
+    with torch.device("meta"):
+        model = build_model(replace(model_cfg, encoder_weights=None), num_classes, role="teacher").eval()
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(torch.zeros(1, 3, *size)).logits  # noqa: B018 - the upsampled logits count too
+    _COUNTS[key] = counter.get_total_flops()
+    return _COUNTS[key]
+
+
+def parameter_count(model_cfg, num_classes: int) -> int:
+    """Floating-point parameters and buffers (what a checkpoint stores)."""
+    key = _key(model_cfg, num_classes, "params")
+    if key not in _COUNTS:
+        with torch.device("meta"):
+            model = build_model(replace(model_cfg, encoder_weights=None), num_classes, role="teacher")
+        tensors = [*model.parameters(), *model.buffers()]
+        _COUNTS[key] = sum(t.numel() for t in tensors if t.is_floating_point())
+    return _COUNTS[key]
+
+
+def train_size(cfg: RunConfig) -> tuple[int, int]:
+    return tuple(cfg.train.crop_size) if cfg.train.crop_size else eval_size(cfg)
+
+
+def eval_size(cfg: RunConfig) -> tuple[int, int]:
+    if cfg.dataset.name == "synthetic":
+        return tuple(cfg.dataset.image_size)
+    return EVAL_SIZES.get(cfg.dataset.name, (512, 512))
+
+
+class FlopEstimate(Timing):
+    """Step time = FLOPs of the step / an assumed throughput (a stated estimate, not a measurement)."""
+
+    def __init__(self, tflops: float = DEFAULT_TFLOPS) -> None:
+        self.tflops = tflops
+        self.source = f"estimate: FLOPs / {tflops:g} TFLOP/s"
+
+    def step(self, cfg: RunConfig) -> float:
+        n, size = cfg.dataset.num_classes, train_size(cfg)
+        flops = 3 * forward_flops(cfg.student, n, size)
+        if st.needs_teacher(cfg):
+            flops += forward_flops(cfg.teacher, n, size)
+        return cfg.train.batch_size * flops / (self.tflops * 1e12)
+
+    def eval_image(self, cfg: RunConfig) -> float:
+        return forward_flops(cfg.student, cfg.dataset.num_classes, eval_size(cfg)) / (self.tflops * 1e12)
+
+
+class Calibration(Timing):
+    """Median time of ``steps`` real training steps (after 2 warm-up steps) on random inputs."""
+
+    def __init__(self, steps: int = 10) -> None:
+        self.steps = steps
+        self.source = "calibrated"
+        self._cache: dict[str, float] = {}
+
+    def _device(self, cfg: RunConfig) -> torch.device:
+        from bench.utils.runtime import resolve_device
+
+        return resolve_device(cfg.device)
+
+    def step(self, cfg: RunConfig) -> float:
+        from bench.engine.trainer import PRECISIONS
+        from bench.methods import Objective, TermContext
+        from bench.teachers import FrozenTeacher
+
+        key = f"{cfg.dataset.name}/{cfg.student.name}/{cfg.teacher.name}/{cfg.method.name}"
+        if key in self._cache:
+            return self._cache[key]
+        device, dtype, n = self._device(cfg), PRECISIONS[cfg.train.precision], cfg.dataset.num_classes
+        fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        student = _network(cfg.student, n, "student", device).to(memory_format=fmt).train()
+        teacher = None
+        if st.needs_teacher(cfg):
+            teacher = _network(cfg.teacher, n, "teacher", device).to(memory_format=fmt).eval()
+            teacher.requires_grad_(False)
+        (h, w), b = train_size(cfg), cfg.train.batch_size
+        stride = (teacher or student).head_stride
+        ctx = TermContext(
+            num_classes=n,
+            ignore_index=cfg.dataset.ignore_index,
+            student_channels=student.tap_channels(),
+            teacher_channels=teacher.tap_channels() if teacher else {},
+            total_steps=cfg.train.iterations,
+            aux_weight=cfg.train.aux_weight,
+            batch_size=b,
+            input_size=(h, w),
+            feature_size=(h // stride, w // stride),
+        )
+        objective = Objective(cfg.method, ctx).to(device)
+        frozen = FrozenTeacher(teacher, objective.teacher_taps) if teacher else None
+        optimizer = torch.optim.SGD(
+            [*student.parameters(), *objective.student_parameters()], lr=1e-6, momentum=0.9
+        )
+        images = torch.randint(0, 256, (b, 3, h, w), dtype=torch.uint8, device=device)
+        images = images.contiguous(memory_format=fmt)
+        labels = torch.randint(0, n, (b, h, w), device=device)
+        times = []
+        for i in range(2 + self.steps):
+            _sync(device)
+            start = time.perf_counter()
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                s_out = student(images)
+                t_out = frozen(images) if frozen else None
+                loss, _ = objective(s_out, t_out, labels, i)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            objective.after_step(s_out, t_out, labels, i)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        self._cache[key] = statistics.median(times[2:])
+        return self._cache[key]
+
+    def eval_image(self, cfg: RunConfig) -> float:
+        device, n = self._device(cfg), cfg.dataset.num_classes
+        model = _network(cfg.student, n, "student", device).eval()
+        image = torch.zeros(1, 3, *eval_size(cfg), device=device)
+        times = []
+        with torch.inference_mode():
+            for _ in range(3):
+                _sync(device)
+                start = time.perf_counter()
+                model(image).logits  # noqa: B018
+                _sync(device)
+                times.append(time.perf_counter() - start)
+        return statistics.median(times[1:])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def split_sizes(cfg: RunConfig) -> tuple[int, int, int]:
+    """(training images, tuning hold-out images, validation images) of the official splits."""
+    if cfg.dataset.name == "synthetic":
+        n, val = cfg.dataset.train_size, cfg.dataset.val_size
+    else:
+        dataset = DATASETS.get(cfg.dataset.name).__new__(DATASETS.get(cfg.dataset.name))
+        dataset.cfg = cfg.dataset  # official_size reads only the config
+        n, val = dataset.official_size("train") or 0, dataset.official_size("val") or 0
+    size = cfg.dataset.holdout_size
+    held = round(size * n) if 0 < size < 1 else int(size)
+    return n, held, val
+
+
+def plan_dataset(
+    overrides: Sequence[str], methods: Sequence[str], timing: Timing, teacher_cfg: RunConfig
+) -> list[Row]:
+    """The rows of one dataset: teacher, one study per method (baseline first) and their finals."""
+    rows = []
+    t = teacher_cfg
+    _, _, val = split_sizes(t)
+    teacher_params = parameter_count(t.student, t.dataset.num_classes)
+    exists = teacher_path(t).is_file()
+    rows.append(
+        Row(
+            t.dataset.name, "teacher", t.teacher.name, 0 if exists else 1, t.train.iterations, timing.step(t),
+            1, val, timing.eval_image(t), 0 if exists else 4 * BYTES * teacher_params,
+            f"{teacher_path(t)} exists" if exists else "",
+        )
+    )  # fmt: skip
+    finals = []
+    for method in methods:
+        cfg = load_config([*overrides, f"method={method}"])
+        _, held, val = split_sizes(cfg)
+        step, image = timing.step(cfg), timing.eval_image(cfg)
+        trial_steps = st.trial_iterations(cfg)
+        evals = trial_steps // st.val_interval(cfg) if st.val_interval(cfg) else 1
+        params = parameter_count(cfg.student, cfg.dataset.num_classes)
+        kept = 3 * BYTES * params if cfg.tune.keep_trial_checkpoints else 0  # model.pt + last.pt (momentum)
+        trials = cfg.tune.trials if cfg.tune.budget == "trials" else 0
+        note = "" if trials else f"budget=time: {cfg.tune.seconds:g} s of training"
+        if not trials:
+            trials = max(1, round(cfg.tune.seconds / (trial_steps * step)))
+        rows.append(
+            Row(cfg.dataset.name, "study", method, trials, trial_steps, step, evals, held, image,
+                trials * kept, note)
+        )  # fmt: skip
+        finals.append(
+            Row(cfg.dataset.name, "finals", method, cfg.tune.final_seeds, cfg.train.iterations, step, 1, val,
+                image, cfg.tune.final_seeds * 3 * BYTES * params)
+        )  # fmt: skip
+    return rows + finals
+
+
+def format_plan(rows: Sequence[Row], header: Sequence[str]) -> str:
+    lines = [*header, ""]
+    head = f"{'dataset':<11} {'stage':<7} {'what':<16} {'runs':>5} {'steps/run':>9} {'step ms':>8} "
+    head += f"{'evals/run':>9} {'eval imgs':>9} {'GPU-h':>9} {'disk GB':>8}"
+    lines += [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.dataset:<11} {r.stage:<7} {r.method:<16} {r.runs:>5} {r.iterations:>9} "
+            f"{1000 * r.step_s:>8.1f} "
+            f"{r.evals:>9} {r.eval_images:>9} {r.gpu_hours:>9.1f} {r.disk_bytes / 1e9:>8.2f}"
+            + (f"  ({r.note})" if r.note else "")
+        )
+    lines.append("-" * len(head))
+    for dataset in dict.fromkeys(r.dataset for r in rows):
+        mine = [r for r in rows if r.dataset == dataset]
+        lines.append(_total(f"{dataset} total", mine))
+    if len({r.dataset for r in rows}) > 1:
+        lines.append(_total("total", rows))
+    return "\n".join(lines)
+
+
+def _total(label: str, rows: Sequence[Row]) -> str:
+    by_stage = {s: sum(r.gpu_hours for r in rows if r.stage == s) for s in ("teacher", "study", "finals")}
+    parts = ", ".join(f"{s} {h:,.1f}" for s, h in by_stage.items())
+    disk = sum(r.disk_bytes for r in rows) / 1e9
+    return f"{label}: {sum(by_stage.values()):,.1f} GPU-h ({parts}); checkpoints {disk:,.1f} GB"
+
+
+def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
+    """(datasets, methods, other overrides, flags) from the command line."""
+    datasets, methods, rest = ["synthetic"], [], []
+    flags = {"calibrate": None, "tflops": DEFAULT_TFLOPS, "steps": 10}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("--estimate", "--calibrate"):
+            flags["calibrate"] = arg == "--calibrate"
+        elif arg in ("--tflops", "--steps"):
+            if not args:
+                raise ConfigError(f"{arg} needs a value")
+            flags[arg[2:]] = float(args.pop(0)) if arg == "--tflops" else int(args.pop(0))
+        elif arg.startswith("dataset="):
+            value = arg.split("=", 1)[1]
+            datasets = list(REAL_DATASETS) if value == "all" else value.split(",")
+        elif arg.startswith("method="):
+            methods = [m for m in arg.split("=", 1)[1].split(",") if m != "all"]
+        else:
+            rest.append(arg)
+    every = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
+    unknown = sorted(set(methods) - set(every))
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(every)}")
+    chosen = ["baseline", *[m for m in (methods or every) if m != "baseline"]]
+    return datasets, chosen, rest, flags
+
+
+def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str:
+    from bench.teacher import teacher_config
+
+    datasets, methods, rest, flags = parse(sys.argv[1:] if argv is None else argv)
+    if timing is None:
+        calibrate = flags["calibrate"] if flags["calibrate"] is not None else torch.cuda.is_available()
+        timing = Calibration(flags["steps"]) if calibrate else FlopEstimate(flags["tflops"])
+    rows = []
+    for dataset in datasets:
+        overrides = [f"dataset={dataset}", *rest]
+        teacher_overrides = [o for o in overrides if not o.startswith(("student=", "method="))]
+        rows += plan_dataset(overrides, methods, timing, teacher_config(teacher_overrides))
+    cfg = load_config([f"dataset={datasets[0]}", *rest])
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"
+    header = [
+        f"segkd-bench plan: {', '.join(datasets)}; methods: {', '.join(methods)}",
+        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {st.budget_tag(cfg.tune)}, "
+        f"{cfg.tune.final_seeds} final seeds; step times: {timing.source} (device: {device})",
+        "studies: every trial at its full per-trial schedule (median pruning only lowers the cost); "
+        "disk: final runs keep model.pt + last.pt (fp32 weights + SGD momentum), trials keep none",
+    ]
+    if isinstance(timing, FlopEstimate):
+        header.append(
+            "ESTIMATES, not measurements: FLOPs of student fwd+bwd (3 × fwd) + teacher fwd at the training "
+            f"crop, at an assumed {timing.tflops:g} TFLOP/s; KD terms and data loading not included. "
+            "Run on the training GPU for a calibration."
+        )
+    text = format_plan(rows, header)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    setup_logging()
+    try:
+        main()
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
