@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bench.cli import run_cli
-from bench.tune.finals import run_finals
 
 USAGE = """usage: python -m bench.final [--all] [method=<name>] [dataset=...] [key=value ...]
 
@@ -13,10 +12,16 @@ evaluates on the validation split; rows go to tune.finals_dir. Finished runs are
 
 
 def main(overrides: list[str]) -> None:
+    from bench.tune.finals import run_finals
+
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rows = run_finals([o for o in overrides if not o.startswith("method=")], method)
     print(f"\n{len(rows)} final runs")
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import signal
 import threading
 import time
@@ -39,7 +38,14 @@ from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
 from bench.utils.io import save_torch_atomic, sha256_file
-from bench.utils.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from bench.utils.runtime import (
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger("bench")
 
@@ -170,8 +176,7 @@ class Trainer:
                 log.info("%s: resuming at step %d", self.out, self.step)
         else:
             check_output_dir(self.out, resume=False)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+        self._memory_kind = reset_peak_memory(self.device)
 
         wall_start = time.perf_counter()
         with _graceful_interrupt() as interrupted:
@@ -310,10 +315,8 @@ class Trainer:
             self.student, tuple(cfg.train.crop_size or _sample_size(self.eval_set))
         )
         step_s = self._step_seconds / max(self._timed_steps, 1)
-        if self.device.type == "cuda":
-            peak, kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
-        else:
-            peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
+        kind = self._memory_kind
+        peak = peak_memory_mb(self.device, kind)
         names = getattr(self.eval_set, "class_names", None)
         weights = cfg.student.encoder_weights
         return {

@@ -20,9 +20,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from bench.config.compose import conf_dir
 from bench.config.schema import RunConfig
 from bench.errors import ConfigError
+from bench.paths import sweeps_dir
 
 KEYS = {
     "float": {"type", "low", "high", "log", "step"},
@@ -47,10 +47,6 @@ class SearchSpace:
             "params": {k: distribution_to_json(d) for k, d in self.distributions.items()},
             "files": [str(f) for f in self.files],
         }
-
-
-def sweeps_dir() -> Path:
-    return conf_dir().parent / "sweeps"
 
 
 def space_files(cfg: RunConfig) -> list[Path]:
