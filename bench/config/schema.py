@@ -206,6 +206,18 @@ class TuneConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Experiment tracking (``logger=<name>``, see :mod:`bench.tracking`); never part of the config hash."""
+
+    name: str = "none"  # none | csv | tensorboard | mlflow | wandb
+    dir: str | None = None  # csv: null = <output_dir>/logs; others: results/<tool> (mlflow: results/)
+    tracking_uri: str | None = None  # mlflow: any tracking URI; null = sqlite:///<dir>/mlflow.db
+    experiment: str = "segkd-bench"  # mlflow experiment / W&B project
+    mode: str = "offline"  # wandb: offline | online
+    group: str | None = None  # runs shown together; null = dataset/student/teacher/method (trials: study)
+
+
+@dataclass
 class RunConfig:
     """One training run: dataset × student × (teacher) × method under a train and eval protocol."""
 
@@ -216,6 +228,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -227,6 +240,7 @@ class RunConfig:
 # Keys that do not change what a run computes; left out of the config hash.
 NON_SEMANTIC_KEYS = (
     "tune",
+    "logger",
     "output_dir",
     "resume",
     "progress",

@@ -24,6 +24,7 @@ from bench.config.compose import config_hash, to_dict
 from bench.config.schema import RunConfig
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
+from bench.engine.callbacks import Callback
 from bench.engine.checkpoint import (
     check_output_dir,
     finished_row,
@@ -37,6 +38,7 @@ from bench.methods import TERMS, Objective, TermContext
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
+from bench.tracking import RunInfo, TrackingCallback, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
 from bench.utils.runtime import (
     peak_memory_mb,
@@ -50,16 +52,6 @@ from bench.utils.runtime import (
 log = logging.getLogger("bench")
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class Callback:
-    """Hooks into a run. Raising from a hook stops the run (e.g. ``optuna.TrialPruned``)."""
-
-    def on_validation(self, step: int, metrics: Metrics) -> None:
-        """After each intermediate validation (every ``train.val_interval`` steps)."""
-
-    def on_step_end(self, step: int) -> None:
-        """After every optimizer step; ``step`` counts completed steps. Must not sync the device."""
 
 
 class Trainer:
@@ -79,6 +71,7 @@ class Trainer:
         self.label = label or f"{cfg.method.name}/{cfg.student.name}/seed{cfg.seed}"
         self.out = Path(cfg.output_dir)
         self.hash = config_hash(cfg)
+        self._tracking_started = False
         self.device = resolve_device(cfg.device)
         self.dtype = PRECISIONS[cfg.train.precision]
         seed_everything(cfg.seed, cfg.train.deterministic)
@@ -177,16 +170,36 @@ class Trainer:
         else:
             check_output_dir(self.out, resume=False)
         self._memory_kind = reset_peak_memory(self.device)
+        self._start_tracking()
 
         wall_start = time.perf_counter()
-        with _graceful_interrupt() as interrupted:
-            self._train_loop(interrupted)
-        metrics = self.validate()
-        row = self._result_row(metrics, time.perf_counter() - wall_start)
-        save_torch_atomic(
-            self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
-        )
-        return write_row(self.out, row)
+        row = None
+        try:
+            with _graceful_interrupt() as interrupted:
+                self._train_loop(interrupted)
+            metrics = self.validate()
+            row = self._result_row(metrics, time.perf_counter() - wall_start)
+            save_torch_atomic(
+                self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
+            )
+            return write_row(self.out, row)
+        finally:
+            for cb in self.callbacks:
+                cb.on_fit_end(self.step, row)
+
+    def _start_tracking(self) -> None:
+        """Add the experiment logger of ``cfg.logger`` (if any) to the callbacks, once per Trainer."""
+        cfg = self.cfg
+        if self._tracking_started:
+            return
+        self._tracking_started = True
+        teacher = cfg.teacher.name if self.teacher is not None else "none"
+        tags = {"dataset": cfg.dataset.name, "student": cfg.student.name, "teacher": teacher}
+        tags |= {"method": cfg.method.name, "seed": str(cfg.seed), "split": cfg.eval.split}
+        group = cfg.logger.group or "/".join(tags[k] for k in ("dataset", "student", "teacher", "method"))
+        logger = build_logger(cfg.logger, RunInfo(self.label, group, self.out, tags))
+        if logger is not None:
+            self.callbacks.append(TrackingCallback(logger, to_dict(cfg), cfg.eval.split))
 
     def validate(self) -> Metrics:
         if self._eval_loader is None:
@@ -260,6 +273,8 @@ class Trainer:
                         **dict(zip(names, means, strict=True)),
                     }
                     self.history.append(entry)
+                    for cb in self.callbacks:
+                        cb.on_log(self.step, entry)
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
                     part_sum.zero_()
                     logged_at, interval_steps, first_interval = self.step, 0, False
