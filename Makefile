@@ -36,9 +36,32 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: setup train teacher baseline sweep final status report plan check-data perf-kd perf-data demo test lint clean
+.PHONY: help setup train teacher baseline sweep final status report plan check-data perf-kd perf-data demo test lint clean
+.DEFAULT_GOAL := help
 
-setup: $(STAMP)
+# `make` and `make help`: every target with its `## ` comment, then the variables.
+help:
+	@echo "segkd-bench: make <target> [VARIABLE=value ...]"
+	@echo
+	@echo "Targets:"
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables:"
+	@awk '/^## [A-Z]+ / {sub(/^## /, "  "); print}' $(MAKEFILE_LIST)
+
+## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, folder
+## METHOD   baseline (default) or a KD method, e.g. kd, ifvd, skd_pair (see conf/method/)
+## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
+## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101
+## TRIALS   counted trials per study (default 20)
+## BUDGET   trials (default) or time:SECONDS (the same training seconds per method)
+## SEEDS    final runs per method (default 3)
+## STORAGE  Optuna storage URL (default: the journal file results/studies/optuna.journal)
+## WORKERS  worker processes per study (default 1)
+## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)
+## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
+
+setup: $(STAMP) ## create .venv and install the project (pinned by constraints.txt)
 
 # torch and torchvision come pinned as a matching pair from constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,54 +69,51 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-train: $(STAMP)
+train: $(STAMP) ## one student run
 	$(BIN)/python -m bench.train $(presets) method=$(METHOD) $(ARGS)
 
-teacher: $(STAMP)
+teacher: $(STAMP) ## train the teacher, stored under results/teachers/
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
 
-baseline: $(STAMP)
+baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)
 
-sweep: $(STAMP)
+sweep: $(STAMP) ## tune METHOD with the same budget (LAUNCHER=slurm: workers as a Slurm job array)
 	@$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
-final: $(STAMP)
+final: $(STAMP) ## retrain every stored study's best configuration over SEEDS (DATASET=, METHOD=, ... narrow)
 	@$(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
-# Every study in the storage: counted / running / stale / failed trials, best so far, ETA.
-status: $(STAMP)
+status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
 
-report: $(STAMP)
+report: $(STAMP) ## comparison tables and figures from the final runs
 	$(BIN)/python -m bench.report $(ARGS)
 
-# Cost of the comparison before anything trains: every method unless METHOD= is given.
-plan: $(STAMP)
+plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
 	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
 
-# Decode every file of a dataset copy once; non-zero exit on any fault.
-check-data: $(STAMP)
+check-data: $(STAMP) ## decode every file of a dataset copy once; non-zero exit on any fault
 	$(BIN)/python -m bench.check_data $(presets) $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
-perf-kd: $(STAMP)
+perf-kd: $(STAMP) ## benchmark: cost of every KD term per step
 	$(BIN)/python -m bench.perf.kd $(ARGS)
 
-perf-data: $(STAMP)
+perf-data: $(STAMP) ## benchmark: input-pipeline throughput
 	$(BIN)/python -m bench.perf.data $(ARGS)
 
-demo: $(STAMP)
+demo: $(STAMP) ## the whole pipeline on synthetic data (CPU, minutes)
 	$(BIN)/python -m bench.demo $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) ## the test suite (what CI runs); ARGS="-m 'not slow'" for a quick loop
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 
 # Generated results (runs, teachers, demo); the virtual environment stays.
-clean:
+clean: ## delete generated results (keeps .venv)
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 	rm -rf .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,9 +1,13 @@
-"""Shared plumbing of the ``python -m bench.<command>`` entry points.
+"""Shared plumbing of the entry points (``python -m bench.<command>`` and the ``segkd-*`` scripts).
 
-Arguments are Hydra overrides (``key=value``, ``group=option``, ``+new.key=value``). ``--cfg`` prints
-the composed config and exits; ``--help`` lists the config groups and their options. User errors
+Arguments are Hydra overrides (``key=value``, ``group=option``, ``+new.key=value``). ``--cfg`` (Hydra's
+``--cfg job`` too) prints the composed config and exits; ``--help`` lists the config groups and their
+options. Hydra's multirun (``-m``) is refused: tuning goes through ``make sweep``. User errors
 (:class:`~bench.errors.BenchError`) print one message and exit with status 2; Ctrl-C exits with 130,
 SIGTERM with 143.
+
+This module imports neither torch nor Hydra, and the entry points import their heavy modules inside
+``main``, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from omegaconf import OmegaConf
-
-from bench.config.compose import compose_raw, conf_dir
 from bench.errors import BenchError
+from bench.paths import conf_dir
 from bench.tune.processes import exit_status, raise_on_sigterm
+
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+HELP_FLAGS = {"-h", "--help"}
+# What Hydra's own `--cfg` takes; segkd-bench has no Hydra runtime config, so all three print the job's.
+CFG_PARTS = {"job", "all", "hydra"}
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -33,25 +40,61 @@ def config_groups() -> str:
     return "\n".join(lines)
 
 
+def cfg_request(args: list[str]) -> list[str] | None:
+    """The overrides when ``args`` ask for ``--cfg [job|all|hydra]``, else None."""
+    if "--cfg" not in args:
+        return None
+    i = args.index("--cfg")
+    skip = {i, i + 1} if i + 1 < len(args) and args[i + 1] in CFG_PARTS else {i}
+    return [a for j, a in enumerate(args) if j not in skip]
+
+
+def refuse_flags(args: Sequence[str]) -> None:
+    """Hydra habits that make no sense here get a message instead of an override parse error."""
+    if MULTIRUN_FLAGS & set(args):
+        raise BenchError(
+            "multirun (-m) is not supported: a run trains one config. To tune, run a study with "
+            "`make sweep METHOD=<name>` (python -m bench.sweep); for several seeds, `make final`"
+        )
+    unknown = [a for a in args if a.startswith("--")]
+    if unknown:
+        raise BenchError(
+            f"unknown option {unknown[0]}; options: --help, --cfg. Everything else is key=value "
+            "(see --help for the config groups)"
+        )
+
+
 def run_cli(
-    main: Callable[[list[str]], None], config_name: str, usage: str, argv: Sequence[str] | None = None
+    main: Callable[[list[str]], None],
+    config_name: str,
+    usage: str,
+    argv: Sequence[str] | None = None,
+    flags: Sequence[str] = (),
 ) -> None:
-    """Parse ``argv``, handle --help/--cfg, run ``main(overrides)`` and turn user errors into messages."""
+    """Parse ``argv``, handle --help/--cfg, run ``main(overrides)`` and turn user errors into messages.
+
+    ``flags`` are the extra ``--options`` the command accepts itself (they reach ``main``).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     setup_logging()
     raise_on_sigterm()
     try:
-        if {"-h", "--help"} & set(args):
+        if HELP_FLAGS & set(args):
             print(
                 f"{usage}\n\nConfig groups (pick one with group=option):\n{config_groups()}\n\n"
                 "Any key can be set with key=value; --cfg prints the composed config."
             )
             return
-        if "--cfg" in args:
-            print(
-                OmegaConf.to_yaml(compose_raw([a for a in args if a != "--cfg"], config_name), resolve=True)
-            )
+        cfg_overrides = cfg_request(args)
+        if cfg_overrides is not None:
+            from omegaconf import OmegaConf
+
+            from bench.config.compose import compose_raw
+
+            refuse_flags(cfg_overrides)
+            print(OmegaConf.to_yaml(compose_raw(cfg_overrides, config_name), resolve=True))
             return
+        refuse_flags([a for a in args if a not in flags])
         main(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)

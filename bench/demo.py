@@ -81,5 +81,9 @@ def main(overrides: list[str]) -> None:
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), *figures]))
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import optuna
-
 from bench.cli import run_cli
-from bench.config import load_config
 from bench.errors import ConfigError
-from bench.tune import study as st
-from bench.tune.finals import run_finals
 
 USAGE = """usage: python -m bench.final [method=...] [dataset=...] [student=...] [teacher=...] [key=value ...]
 
@@ -63,6 +58,12 @@ def budget_overrides(tag: str) -> list[str]:
 
 
 def main(overrides: list[str]) -> None:
+    import optuna
+
+    from bench.config import load_config
+    from bench.tune import study as st
+    from bench.tune.finals import run_finals
+
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rest = [o for o in overrides if not o.startswith("method=")]
     given = {k: v for k, _, v in (o.partition("=") for o in rest) if k in SELECTORS}
@@ -83,5 +84,9 @@ def main(overrides: list[str]) -> None:
     print(f"\n{len(rows)} final runs")
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

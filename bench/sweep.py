@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from bench.cli import run_cli
 from bench.errors import ConfigError
-from bench.tune import study as st
-from bench.tune.runner import run_sweep
 
 USAGE = """usage: python -m bench.sweep [--cfg] method=<name> [dataset=...] [key=value ...]
 
@@ -15,6 +13,9 @@ the journal file results/studies/optuna.journal). Rerunning resumes the study an
 
 
 def main(overrides: list[str]) -> None:
+    from bench.tune import study as st
+    from bench.tune.runner import run_sweep
+
     sweep = run_sweep(overrides)
     tally = st.tally(sweep.study)
     print(
@@ -31,5 +32,9 @@ def main(overrides: list[str]) -> None:
         print(f"no completed trial ({e})")
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

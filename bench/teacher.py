@@ -52,5 +52,9 @@ def main(overrides: list[str]) -> None:
     train_teacher(teacher_config(overrides))
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "teacher_run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from bench.cli import run_cli
-from bench.config import load_config
-from bench.engine.trainer import train_run
 
 log = logging.getLogger("bench")
 
@@ -17,6 +15,9 @@ Trains the student on the dataset with the method's loss, evaluates it on eval.s
 
 
 def main(overrides: list[str]) -> None:
+    from bench.config import load_config
+    from bench.engine.trainer import train_run
+
     cfg = load_config(overrides, "run")
     row = train_run(cfg)
     log.info(
@@ -31,5 +32,9 @@ def main(overrides: list[str]) -> None:
     )
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

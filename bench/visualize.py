@@ -15,24 +15,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from bench.config.compose import validate
-from bench.config.schema import RunConfig
-from bench.data import build_split
 from bench.errors import BenchError, CheckpointError
-from bench.evaluation.inference import predict
-from bench.models import Segmenter, build_model
-from bench.results import RESULT_FILE
-from bench.utils.runtime import resolve_device
+
+if TYPE_CHECKING:  # torch and the models load inside the functions, so --help answers at once
+    from bench.config.schema import RunConfig
+    from bench.models import Segmenter
 
 IGNORE_COLOUR = (255, 255, 255)
 
 
 def load_run(run_dir: Path, root: str | None = None) -> tuple[RunConfig, Segmenter]:
     """The run's config and its student with the trained weights (no pretrained weights fetched)."""
+    import torch
+
+    from bench.config.compose import validate
+    from bench.models import build_model
+    from bench.results import RESULT_FILE
+
     result, weights = run_dir / RESULT_FILE, run_dir / "model.pt"
     for path in (result, weights):
         if not path.is_file():
@@ -61,6 +64,10 @@ def save_panels(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+
+    from bench.data import build_split
+    from bench.evaluation.inference import predict
+    from bench.utils.runtime import resolve_device
 
     cfg, model = load_run(run_dir, root)
     dev = resolve_device(device)
@@ -123,5 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -126,3 +126,15 @@ def test_gradient_clipping_and_bf16_autocast_train(tmp_path, teachers_dir):
     row = train_run(cfg)
     assert all(math.isfinite(h["loss"]) for h in row["history"] if "loss" in h)
     assert row["config"]["train"]["precision"] == "bf16"
+
+
+def test_peak_memory_is_measured_per_run_not_per_process(tmp_path):
+    # A large run, then a small one in the same process: the small one must not report the large peak.
+    big = ["dataset.image_size=[192,192]", "train.batch_size=16", "eval.batch_size=4"]
+    rows = [
+        train_run(tiny_config(tmp_path / name, *overrides))
+        for name, overrides in (("big", big), ("small", []))
+    ]
+    (big_row, small_row) = (r["cost"] for r in rows)
+    assert big_row["peak_mem_kind"] == small_row["peak_mem_kind"] == "cpu_peak_rss_run"
+    assert small_row["peak_mem_mb"] < big_row["peak_mem_mb"]

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
@@ -23,21 +21,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
 from bench.errors import ConfigError
+from bench.paths import conf_dir
 from bench.utils.secrets import mask_url
 
 T = TypeVar("T")
-
-CONF_DIR_ENV = "SEGKD_CONF"
-
-
-def conf_dir() -> Path:
-    """The Hydra config folder: ``$SEGKD_CONF`` if set, else ``conf/`` at the repository root."""
-    env = os.environ.get(CONF_DIR_ENV)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
-    if not path.is_dir():
-        raise ConfigError(f"config folder {path} not found; set {CONF_DIR_ENV} to the repository's conf/")
-    return path
-
 
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore, where the YAML files' defaults lists find them.

@@ -232,6 +232,18 @@ class LauncherConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Experiment tracking (``logger=<name>``, see :mod:`bench.tracking`); never part of the config hash."""
+
+    name: str = "none"  # none | csv | tensorboard | mlflow | wandb
+    dir: str | None = None  # csv: null = <output_dir>/logs; others: results/<tool> (mlflow: results/)
+    tracking_uri: str | None = None  # mlflow: any tracking URI; null = sqlite:///<dir>/mlflow.db
+    experiment: str = "segkd-bench"  # mlflow experiment / W&B project
+    mode: str = "offline"  # wandb: offline | online
+    group: str | None = None  # runs shown together; null = dataset/student/teacher/method (trials: study)
+
+
+@dataclass
 class RunConfig:
     """One training run: dataset × student × (teacher) × method under a train and eval protocol."""
 
@@ -243,6 +255,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -255,6 +268,7 @@ class RunConfig:
 NON_SEMANTIC_KEYS = (
     "tune",
     "launcher",
+    "logger",
     "output_dir",
     "resume",
     "progress",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import signal
 import threading
 import time
@@ -26,6 +25,7 @@ from bench.config.schema import RunConfig
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
 from bench.engine import distributed
+from bench.engine.callbacks import Callback
 from bench.engine.checkpoint import (
     check_output_dir,
     checkpoint_path,
@@ -40,22 +40,20 @@ from bench.methods import TERMS, Objective, TermContext
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
+from bench.tracking import RunInfo, TrackingCallback, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
-from bench.utils.runtime import resolve_device, rng_state, seed_everything, set_rng_state
+from bench.utils.runtime import (
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger("bench")
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class Callback:
-    """Hooks into a run. Raising from a hook stops the run (e.g. ``optuna.TrialPruned``)."""
-
-    def on_validation(self, step: int, metrics: Metrics) -> None:
-        """After each intermediate validation (every ``train.val_interval`` steps)."""
-
-    def on_step_end(self, step: int) -> None:
-        """After every optimizer step; ``step`` counts completed steps. Must not sync the device."""
 
 
 class Trainer:
@@ -75,6 +73,7 @@ class Trainer:
         self.label = label or f"{cfg.method.name}/{cfg.student.name}/seed{cfg.seed}"
         self.out = Path(cfg.output_dir)
         self.hash = config_hash(cfg)
+        self._tracking_started = False
         self.dist = distributed.context()  # torchrun: this process's rank (see bench.engine.distributed)
         self.device = distributed.setup(self.dist, resolve_device(cfg.device), cfg.train.batch_size)
         self.dtype = PRECISIONS[cfg.train.precision]
@@ -174,27 +173,46 @@ class Trainer:
                 log.info("%s: resuming at step %d", self.out, self.step)
         else:
             check_output_dir(self.out, resume=False)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+        self._memory_kind = reset_peak_memory(self.device)
+        self._start_tracking()
 
         wall_start = time.perf_counter()
-        with _graceful_interrupt() as interrupted:
-            self._train_loop(interrupted)
+        row = None
         try:
-            metrics = self.validate()
-        except BenchError as e:  # training is saved: only the evaluation needs redoing
-            raise type(e)(
-                f"{e}\nThe evaluation failed after training; the trained model is saved in "
-                f"{checkpoint_path(self.out)}. Fix the cause and rerun the same command with resume=true: "
-                "it evaluates the saved model without training again."
-            ) from None
-        row = self._result_row(metrics, time.perf_counter() - wall_start)
-        if not self.dist.is_main:
-            return row
-        save_torch_atomic(
-            self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
-        )
-        return write_row(self.out, row)
+            with _graceful_interrupt() as interrupted:
+                self._train_loop(interrupted)
+            try:
+                metrics = self.validate()
+            except BenchError as e:  # training is saved: only the evaluation needs redoing
+                raise type(e)(
+                    f"{e}\nThe evaluation failed after training; the trained model is saved in "
+                    f"{checkpoint_path(self.out)}. Fix the cause and rerun the same command with "
+                    "resume=true: it evaluates the saved model without training again."
+                ) from None
+            row = self._result_row(metrics, time.perf_counter() - wall_start)
+            if not self.dist.is_main:
+                return row
+            save_torch_atomic(
+                self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
+            )
+            return write_row(self.out, row)
+        finally:
+            for cb in self.callbacks:
+                cb.on_fit_end(self.step, row)
+
+    def _start_tracking(self) -> None:
+        """Add the experiment logger of ``cfg.logger`` (if any; rank 0 only) to the callbacks, once."""
+        cfg = self.cfg
+        if self._tracking_started or not self.dist.is_main:
+            return
+        self._tracking_started = True
+        teacher = cfg.teacher.name if self.teacher is not None else "none"
+        tags = {"dataset": cfg.dataset.name, "student": cfg.student.name, "teacher": teacher}
+        tags |= {"method": cfg.method.name, "seed": str(cfg.seed), "split": cfg.eval.split}
+        group = cfg.logger.group or "/".join(tags[k] for k in ("dataset", "student", "teacher", "method"))
+        logger = build_logger(cfg.logger, RunInfo(self.label, group, self.out, tags))
+        if logger is not None:
+            self.callbacks.append(TrackingCallback(logger, to_dict(cfg), cfg.eval.split))
 
     def validate(self) -> Metrics:
         if self._eval_loader is None:
@@ -271,6 +289,8 @@ class Trainer:
                         **dict(zip(names, means, strict=True)),
                     }
                     self.history.append(entry)
+                    for cb in self.callbacks:
+                        cb.on_log(self.step, entry)
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
                     part_sum.zero_()
                     logged_at, interval_steps, first_interval = self.step, 0, False
@@ -328,10 +348,8 @@ class Trainer:
             self.student, tuple(cfg.train.crop_size or _sample_size(self.eval_set))
         )
         step_s = self._step_seconds / max(self._timed_steps, 1)
-        if self.device.type == "cuda":
-            peak, kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
-        else:
-            peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
+        kind = self._memory_kind
+        peak = peak_memory_mb(self.device, kind)
         names = getattr(self.eval_set, "class_names", None)
         weights = cfg.student.encoder_weights
         return {

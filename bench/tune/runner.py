@@ -62,6 +62,7 @@ def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[s
         f"output_dir={out_dir}",
         "resume=false",
         "progress=false",
+        f"logger.group='{study_name}'",  # a tracking tool shows a study's trials together
     ]
 
 

@@ -22,9 +22,9 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from bench.config.compose import conf_dir
 from bench.config.schema import RunConfig
 from bench.errors import ConfigError
+from bench.paths import sweeps_dir
 
 KEYS = {
     "float": {"type", "low", "high", "log", "step"},
@@ -74,10 +74,6 @@ class SearchSpace:
             except ValueError:
                 out.append(str(f))
         return out
-
-
-def sweeps_dir() -> Path:
-    return conf_dir().parent / "sweeps"
 
 
 def space_files(cfg: RunConfig) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 
 import numpy as np
 import torch
@@ -64,3 +65,34 @@ def set_rng_state(state: dict) -> None:
 def derive_seed(*keys: int) -> int:
     """A 32-bit seed derived from integer keys (stable across processes and platforms)."""
     return int(np.random.SeedSequence([k % 2**63 for k in keys]).generate_state(1)[0])
+
+
+def reset_peak_memory(device: torch.device) -> str:
+    """Start measuring this run's peak memory; returns the kind :func:`peak_memory_mb` will report.
+
+    On CUDA the allocator's peak is reset. On CPU, Linux lets a process reset its RSS high-water mark
+    (``VmHWM``) by writing 5 to ``/proc/self/clear_refs``, so each run in a process (a sweep's
+    trials, the demo) reports its own peak; where that is not possible the figure is the process's
+    high-water mark since it started, and its kind says so.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "cuda_max_allocated"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "cpu_peak_rss_run"
+    except OSError:
+        return "cpu_max_rss_process"
+
+
+def peak_memory_mb(device: torch.device, kind: str) -> float:
+    """The peak memory (MiB) since :func:`reset_peak_memory` returned ``kind``."""
+    if kind == "cuda_max_allocated":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    if kind == "cpu_peak_rss_run":
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,1 @@
+"""One module per tracking backend, discovered by :data:`bench.tracking.LOGGERS`."""
