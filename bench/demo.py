@@ -15,15 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-import matplotlib
-
 from bench.cli import run_cli
-from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
-from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
-from bench.teacher import teacher_config, train_teacher
-from bench.teachers import read_teacher_meta, teacher_path
-from bench.tune.finals import run_finals
-from bench.tune.runner import run_sweep
 
 log = logging.getLogger("bench")
 
@@ -46,6 +38,15 @@ Overrides apply to every run of the demo (e.g. device=cpu, tune.trials=4)."""
 
 
 def main(overrides: list[str]) -> None:
+    import matplotlib
+
+    from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
+    from bench.teacher import teacher_config, train_teacher
+    from bench.teachers import read_teacher_meta, teacher_path
+    from bench.tune.finals import run_finals
+    from bench.tune.runner import run_sweep
+
     start = time.perf_counter()
     common = ["dataset=synthetic", *BUDGET, *overrides]
     t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from bench.cli import run_cli
-from bench.config import load_config
-from bench.tune import study as st
-from bench.tune.status import storage_status
 
 USAGE = """usage: python -m bench.status [tune.storage=URL] [tune.studies_dir=...]
 
@@ -15,6 +12,10 @@ its counted trials with the workers running now."""
 
 
 def main(overrides: list[str]) -> None:
+    from bench.config import load_config
+    from bench.tune import study as st
+    from bench.tune.status import storage_status
+
     tune = load_config([*overrides, "output_dir=unused"]).tune
     rows = storage_status(st.open_storage(tune), tune.heartbeat_grace)
     print(f"storage {st.storage_url_for_log(tune)}: {len(rows)} studies")
@@ -22,5 +23,9 @@ def main(overrides: list[str]) -> None:
         print(row.line())
 
 
-if __name__ == "__main__":
+def cli() -> None:
     run_cli(main, "run", USAGE)
+
+
+if __name__ == "__main__":
+    cli()

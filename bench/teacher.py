@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-
-import torch
-from omegaconf import OmegaConf
+from typing import TYPE_CHECKING
 
 from bench.cli import run_cli
-from bench.config import ModelConfig, RunConfig, compose_raw, validate
-from bench.engine.trainer import Trainer
-from bench.teachers import save_teacher, teacher_path
+
+if TYPE_CHECKING:  # torch, Hydra and the trainer load inside the functions: --help answers at once
+    from bench.config import RunConfig
 
 log = logging.getLogger("bench")
 
@@ -22,6 +20,10 @@ Trains the teacher preset with CE (+ aux CE) under conf/train/<dataset>_teacher.
 
 def teacher_config(overrides: list[str]) -> RunConfig:
     """The run config that trains the ``teacher`` preset as the network (method: baseline)."""
+    from omegaconf import OmegaConf
+
+    from bench.config import ModelConfig, compose_raw, validate
+
     raw = compose_raw(overrides, "teacher_run")
     network = {k: v for k, v in raw.teacher.items() if k != "checkpoint"}
     raw.student = OmegaConf.merge(OmegaConf.structured(ModelConfig), network)
@@ -30,6 +32,11 @@ def teacher_config(overrides: list[str]) -> RunConfig:
 
 def train_teacher(cfg: RunConfig) -> dict:
     """Train the teacher network of ``cfg`` and store it; returns the run's result row."""
+    import torch
+
+    from bench.engine.trainer import Trainer
+    from bench.teachers import save_teacher, teacher_path
+
     trainer = Trainer(cfg, label=f"teacher {cfg.teacher.name}/seed{cfg.seed}")
     row = trainer.fit()
     if not trainer.dist.is_main:  # torchrun: rank 0 stores the teacher

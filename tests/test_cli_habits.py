@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ["bench.train", "bench.teacher", "bench.sweep", "bench.final", "bench.demo"]
+ENTRY_POINTS = ["bench.train", "bench.teacher", "bench.sweep", "bench.final", "bench.status", "bench.demo"]
 
 
 def _run(*args: str, cwd: Path = ROOT, exe: str = sys.executable) -> subprocess.CompletedProcess:
@@ -97,7 +97,8 @@ def test_console_scripts_work_from_a_regular_install_outside_the_repository(tmp_
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    for script in ("segkd-train", "segkd-teacher", "segkd-sweep", "segkd-final", "segkd-demo"):
+    scripts = ("segkd-train", "segkd-teacher", "segkd-sweep", "segkd-final", "segkd-status", "segkd-demo")
+    for script in scripts:
         result = _run("--help", cwd=outside, exe=str(venv / "bin" / script))
         assert result.returncode == 0, result.stderr
         assert "deeplabv3_r18" in result.stdout  # the config groups were found

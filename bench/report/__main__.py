@@ -6,14 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-import pandas as pd
-
 from bench.cli import setup_logging
 from bench.errors import BenchError
-from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
-from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         help="use only the finals of studies matching this shell pattern (repeatable), e.g. '*/trials20'",
     )
     args = parser.parse_args(argv)
+    import matplotlib  # after parsing: --help answers without loading the plotting and study code
+    import pandas as pd
+
+    from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
+
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
     runs = final_runs(args.finals)
