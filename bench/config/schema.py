@@ -153,6 +153,8 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient L2 norm; null disables
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     channels_last: bool = False
+    # torch.compile the student's training forward (default inductor backend); the first steps compile.
+    compile: bool = False
     deterministic: bool = False
     split: str = "train"  # train | tune_train (train minus the hold-out)
     num_workers: int = 0  # DataLoader worker processes
@@ -196,6 +198,9 @@ class TuneConfig:
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
+    # CUDA: workers sharing one GPU (small students leave a large GPU mostly idle); workers i·k … i·k+k-1
+    # go to GPU i (mod the visible GPUs).
+    workers_per_gpu: int = 1
     storage: str | None = None  # null: the journal file results/studies/optuna.journal; or an Optuna URL
     sweeps_dir: str | None = None  # search spaces; null = the repository's sweeps/
     studies_dir: str = "results/studies"

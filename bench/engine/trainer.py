@@ -84,6 +84,8 @@ class Trainer:
         self.student = build_model(cfg.student, ds.num_classes, role="student").to(self.device)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.student.to(memory_format=self.memory_format)
+        # The training forward (train.compile: torch.compile'd); evaluation runs the plain module.
+        self.forward = torch.compile(self.student) if cfg.train.compile else self.student
 
         needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
         self.teacher: FrozenTeacher | None = None
@@ -281,7 +283,7 @@ class Trainer:
         with torch.autocast(
             self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
         ):
-            student = self.student(images)
+            student = self.forward(images)
             teacher = self.teacher(images) if self.teacher is not None else None
             loss, parts = self.objective(student, teacher, labels, step)
         self.optimizer.zero_grad(set_to_none=True)

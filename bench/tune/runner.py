@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -30,6 +28,8 @@ from bench.errors import BenchError, ConfigError, NonFiniteLossError
 from bench.evaluation import Metrics
 from bench.tune import study as st
 from bench.tune.space import SearchSpace, load_space
+from bench.tune.trial_config import trial_config, trial_values
+from bench.utils.devices import worker_context, worker_slots
 from bench.utils.runtime import derive_seed
 
 log = logging.getLogger("bench")
@@ -49,19 +49,8 @@ def format_override(key: str, value: Any) -> str:
 
 
 def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> list[str]:
-    """Everything a trial sets on top of the study's own overrides."""
-    out_dir = Path(cfg.tune.trials_dir) / study_name / f"trial_{number:04d}"
-    return [
-        *(format_override(k, v) for k, v in params.items()),
-        "train.split=tune_train",
-        "eval.split=tune_holdout",
-        f"train.iterations={st.trial_iterations(cfg)}",
-        f"train.val_interval={st.val_interval(cfg)}",
-        "train.checkpoint_interval=0",
-        f"output_dir={out_dir}",
-        "resume=false",
-        "progress=false",
-    ]
+    """Everything a trial sets on top of the study's own overrides, as Hydra overrides."""
+    return [format_override(k, v) for k, v in trial_values(cfg, study_name, number, params).items()]
 
 
 class PruningCallback(Callback):
@@ -158,12 +147,11 @@ class Sweep:
         attrs: dict[str, Any] = {"owner": st.owner()}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        overrides = [*self.overrides, *trial_overrides(self.cfg, self.name, trial.number, trial.params)]
         trainer: Trainer | None = None
         start = time.perf_counter()
         state, value = TrialState.FAIL, None
         try:
-            cfg = load_config(overrides)
+            cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
             trainer = Trainer(cfg, callbacks=[PruningCallback(trial)], label=f"trial {trial.number}")
             row = trainer.fit()
             state, value = TrialState.COMPLETE, row["metrics"]["miou"]
@@ -291,14 +279,13 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
 
 
 def _run_worker_processes(cfg: RunConfig, overrides: Sequence[str]) -> None:
-    """``tune.workers`` processes on this machine; on CUDA one GPU each when several are visible."""
-    workers = cfg.tune.workers
+    """``tune.workers`` processes on this machine (see :func:`bench.utils.devices.worker_slots`)."""
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    slots = worker_slots(cfg.tune.workers, gpus, cfg.tune.workers_per_gpu)
+    context = worker_context()
     procs = []
-    for i in range(workers):
-        device = [f"device=cuda:{i % gpus}"] if gpus > 1 else []
-        proc = mp.get_context("spawn").Process(target=_worker_main, args=([*overrides, *device], i, threads))
+    for i, slot in enumerate(slots):
+        proc = context.Process(target=_worker_main, args=([*overrides, *slot.overrides], i, slot.threads))
         proc.start()
         procs.append(proc)
     try:
