@@ -28,7 +28,7 @@ tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SE
 # make final/report: every method unless METHOD is given on the command line
 chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
 
-.PHONY: setup train teacher baseline sweep final report perf-kd perf-data demo test lint clean
+.PHONY: setup train teacher baseline sweep final report perf perf-kd perf-data demo test lint clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,10 @@ report: $(STAMP)
 	$(BIN)/python -m bench.report $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
+# perf: step vs plain loop, trial overhead, worker scaling, KD terms, loader (see bench/perf/__main__.py).
+perf: $(STAMP)
+	$(BIN)/python -m bench.perf $(ARGS)
+
 perf-kd: $(STAMP)
 	$(BIN)/python -m bench.perf.kd $(ARGS)
 
