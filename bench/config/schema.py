@@ -191,6 +191,8 @@ class TuneConfig:
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = a quarter of a trial
+    # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).
+    eval_batch_size: int = 0
     sampler: str = "tpe"  # tpe | random
     sampler_seed: int = 0
     pruner: str = "median"  # none | median | halving

@@ -59,21 +59,21 @@ class _PairAffinityKL(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float64, device=s.device)
         rows = rows_per_chunk(group * m)
         for k0 in range(0, b, group):
-            # The column side pre-divided by τ: one small scaling instead of one per logit block.
-            s_cols = s[k0 : k0 + group].reshape(-1, d) / tau
-            t_cols = t[k0 : k0 + group].reshape(-1, t.shape[2]) / tau
+            s_cols = s[k0 : k0 + group].reshape(-1, d)
+            t_cols = t[k0 : k0 + group].reshape(-1, t.shape[2])
             grad_cols = grad[k0 : k0 + group].view(-1, d) if grad is not None else None
             for i in range(k0, k0 + group):
                 for r0 in range(0, m, rows):
-                    s_rows = s[i, r0 : r0 + rows]
+                    # The row block pre-divided by τ: a small scaling instead of one per logit block.
+                    s_rows = s[i, r0 : r0 + rows] / tau
                     z_s = (s_rows @ s_cols.T).view(-1, group, m)
-                    z_t = (t[i, r0 : r0 + rows] @ t_cols.T).view(-1, group, m)
+                    z_t = (t[i, r0 : r0 + rows] / tau @ t_cols.T).view(-1, group, m)
                     kl, g = kl_and_grad(z_s, z_t)
                     total += kl
                     if grad_cols is not None:
                         g = g.view(-1, group * m)
-                        grad[i, r0 : r0 + rows].addmm_(g, s_cols)
-                        grad_cols.addmm_(g.T, s_rows, alpha=1 / tau)
+                        grad[i, r0 : r0 + rows].addmm_(g, s_cols, alpha=1 / tau)
+                        grad_cols.addmm_(g.T, s_rows)
         ctx.save_for_backward(grad if grad is not None else s.new_zeros(()))
         return total.to(s.dtype)
 

@@ -28,16 +28,19 @@ _COMPOSED: dict[tuple[str, ...], DictConfig] = {}
 def trial_values(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> dict[str, Any]:
     """Everything a trial sets on top of the study's own overrides, as ``{dotted key: value}``.
 
-    Hold-out validations score ``max(eval.batch_size, train.batch_size)`` images at a time: the
-    tuning hold-out is carved from the training split, whose images the trial already batches.
+    Hold-out validations score ``tune.eval_batch_size`` images at a time, by default
+    ``max(eval.batch_size, train.batch_size)``: the tuning hold-out is carved from the training
+    split, whose images the trial already batches (inference keeps no activations for backward).
     """
     out_dir = Path(cfg.tune.trials_dir) / study_name / f"trial_{number:04d}"
-    batch = params.get("train.batch_size", cfg.train.batch_size)
+    batch = cfg.tune.eval_batch_size or max(
+        cfg.eval.batch_size, params.get("train.batch_size", cfg.train.batch_size)
+    )
     return {
         **params,
         "train.split": "tune_train",
         "eval.split": "tune_holdout",
-        "eval.batch_size": max(cfg.eval.batch_size, batch),
+        "eval.batch_size": batch,
         "train.iterations": st.trial_iterations(cfg),
         "train.val_interval": st.val_interval(cfg),
         "train.checkpoint_interval": 0,

@@ -45,3 +45,9 @@ def test_trial_config_rejects_a_wrong_type_or_key():
         trial_config(TINY, {"train.iterations": "many"})
     with pytest.raises(ConfigError):
         trial_config(TINY, {"train.no_such_key": 1})
+
+
+def test_hold_out_batch_size_can_be_set_for_the_study(tmp_path):
+    overrides = [*TINY, f"tune.trials_dir={tmp_path}", "tune.eval_batch_size=32"]
+    cfg = load_config(overrides)
+    assert trial_config(overrides, trial_values(cfg, "s", 0, {})).eval.batch_size == 32
