@@ -94,5 +94,6 @@ __all__ = [
     "metrics_from_confusion",
     "predict",
     "reduce_zero_label",
+    "same_size_batches",
     "slide_inference",
 ]

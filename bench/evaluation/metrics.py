@@ -26,15 +26,18 @@ def confusion_counts(
     confusion matrix (rows = ground truth), then the number of labels outside ``0..C-1`` that are not
     ``ignore_index`` (counted, not scored)."""
     target, pred = target.reshape(-1).long(), pred.reshape(-1).long()
-    bad = (target < 0) | (target >= num_classes)
-    valid = target != ignore_index
+    bad = _outside(target, num_classes, ignore_index)
     idx = torch.where(bad, num_classes**2, target * num_classes + pred)
-    return torch.bincount(idx[valid], minlength=num_classes**2 + 1)
+    return torch.bincount(idx[target != ignore_index], minlength=num_classes**2 + 1)
+
+
+def _outside(target: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Labels outside ``0..C-1`` that are not ``ignore_index``."""
+    return (target != ignore_index) & ((target < 0) | (target >= num_classes))
 
 
 def _outside_error(target: torch.Tensor, num_classes: int, ignore_index: int) -> ValueError:
-    valid = target != ignore_index
-    bad = target[valid & ((target >= num_classes) | (target < 0))].unique().tolist()
+    bad = target[_outside(target, num_classes, ignore_index)].unique().tolist()
     return ValueError(f"labels {bad} are outside 0..{num_classes - 1} and not ignore_index={ignore_index}")
 
 
@@ -111,7 +114,7 @@ class ConfusionMeter:
         c, ignore = self.num_classes, self.ignore_index
         counts = confusion_counts(pred, target, c, ignore)
         target = target.reshape(-1).long()
-        bad = (target != ignore) & ((target < 0) | (target >= c))
+        bad = _outside(target, c, ignore)
         big = torch.iinfo(torch.long).max
         lo, hi = torch.where(bad, target, big).amin(), torch.where(bad, target, -big).amax()
         if self.counts is None:
