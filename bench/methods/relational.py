@@ -48,7 +48,21 @@ def kl_and_grad(z_s: torch.Tensor, z_t: torch.Tensor) -> tuple[torch.Tensor, tor
     return kl, log_s.exp_().sub_(p_t)
 
 
-class _PairAffinityKL(torch.autograd.Function):
+class _FusedGradient(torch.autograd.Function):
+    """Backward of a loss whose forward already computed its gradient for the first input."""
+
+    @staticmethod
+    def finish(ctx, grad: torch.Tensor | None, total: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grad if grad is not None else s.new_zeros(()))
+        return total.to(s.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None, None, None
+
+
+class _PairAffinityKL(_FusedGradient):
     """``Σ_(i,j) Σ_r KL(σ(T_i T_jᵀ/τ)[r] ‖ σ(S_i S_jᵀ/τ)[r])`` over the ordered pairs of each group."""
 
     @staticmethod
@@ -74,13 +88,7 @@ class _PairAffinityKL(torch.autograd.Function):
                         g = g.view(-1, group * m)
                         grad[i, r0 : r0 + rows].addmm_(g, s_cols, alpha=1 / tau)
                         grad_cols.addmm_(g.T, s_rows)
-        ctx.save_for_backward(grad if grad is not None else s.new_zeros(()))
-        return total.to(s.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return grad * grad_out, None, None, None
+        return _FusedGradient.finish(ctx, grad, total, s)
 
 
 def pair_affinity_kl_sum(s: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
@@ -92,7 +100,7 @@ def pair_affinity_kl_sum(s: torch.Tensor, t: torch.Tensor, tau: float, group: in
     return _PairAffinityKL.apply(s, t.detach(), tau, group)
 
 
-class _BankKL(torch.autograd.Function):
+class _BankKL(_FusedGradient):
     """``Σ_a KL(σ(t_a Xᵀ/s) ‖ σ(s_a Xᵀ/s))`` over anchors, against one constant bank ``X``."""
 
     @staticmethod
@@ -109,13 +117,7 @@ class _BankKL(torch.autograd.Function):
             total += kl
             if grad is not None:
                 torch.mm(g, bank, out=grad[r0 : r0 + rows])
-        ctx.save_for_backward(grad if grad is not None else s.new_zeros(()))
-        return total.to(s.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return grad * grad_out, None, None, None
+        return _FusedGradient.finish(ctx, grad, total, s)
 
 
 def bank_kl_sum(s: torch.Tensor, t: torch.Tensor, bank: torch.Tensor, scale: float) -> torch.Tensor:
