@@ -52,7 +52,12 @@ def data_table(step_ms: float | None, device: torch.device, out: Path) -> Table:
     table = Table(
         "data",
         "Input pipeline of the demo's trials (synthetic, tune_train split) against the step time of (a)",
-        ["pass", "images/s", "ms/batch", f"keeps up with the {step_ms or 0:.1f} ms step"],
+        [
+            "pass",
+            "images/s",
+            "ms/batch",
+            "keeps up with the step of (a)" + ("" if step_ms is None else f", {step_ms:.1f} ms"),
+        ],
         [
             device_line(device),
             f"batch {cfg.train.batch_size}, train.num_workers={cfg.train.num_workers}, "
