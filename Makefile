@@ -36,7 +36,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher baseline sweep final status report plan check-data perf-kd perf-data demo test lint clean
+.PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -97,6 +97,9 @@ check-data: $(STAMP) ## decode every file of a dataset copy once; non-zero exit 
 	$(BIN)/python -m bench.check_data $(presets) $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
+perf: $(STAMP) ## benchmark: step vs plain loop, trial overhead, worker scaling, KD terms, loader
+	$(BIN)/python -m bench.perf $(ARGS)
+
 perf-kd: $(STAMP) ## benchmark: cost of every KD term per step
 	$(BIN)/python -m bench.perf.kd $(ARGS)
 

@@ -61,3 +61,20 @@ def test_labels_outside_the_class_range_are_an_error():
 def test_reduce_zero_label():
     label = torch.tensor([0, 1, 2, 150, IGN])
     assert reduce_zero_label(label).tolist() == [IGN, 0, 1, 149, IGN]
+
+
+def test_meter_reports_out_of_range_labels_at_compute_only():
+    meter = ConfusionMeter(3)
+    meter.update(torch.tensor([0, 1, 2]), torch.tensor([0, 9, 255]))  # no host sync, no error yet
+    meter.update(torch.tensor([0]), torch.tensor([-2]))
+    with pytest.raises(ValueError, match=r"2 labels \(from -2 to 9\) are outside 0\.\.2"):
+        meter.compute()
+
+
+def test_same_size_batches_group_consecutive_images_of_one_size():
+    from bench.evaluation import same_size_batches
+
+    sizes = [(4, 4), (4, 4), (4, 4), (2, 6), (4, 4)]
+    items = [(torch.zeros(1, 3, *s), torch.zeros(1, *s, dtype=torch.long)) for s in sizes]
+    out = [(x.shape[0], tuple(x.shape[-2:])) for x, _ in same_size_batches(items, 2)]
+    assert out == [(2, (4, 4)), (1, (4, 4)), (1, (2, 6)), (1, (4, 4))]

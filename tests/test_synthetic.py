@@ -62,3 +62,13 @@ def test_holdout_is_disjoint_fixed_and_covers_train():
     assert build_split(_cfg("dataset.holdout_size=0.25", "seed=3"), "tune_holdout").indices == held.indices
     other = build_split(_cfg("dataset.holdout_size=0.25", "dataset.holdout_seed=1"), "tune_holdout")
     assert other.indices != held.indices
+
+
+def test_renders_are_shared_by_datasets_of_the_same_settings():
+    # Every trial builds new datasets: renders are kept per process, keyed by settings and split.
+    a, b = SyntheticShapes(_cfg(), "train"), SyntheticShapes(_cfg(), "train")
+    first = a[3]
+    assert b[3] is first  # not rendered again
+    other = SyntheticShapes(_cfg("dataset.seed=5"), "train")
+    assert not torch.equal(other[3][0], first[0])
+    assert SyntheticShapes(_cfg(), "val")[3] is not first

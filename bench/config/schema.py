@@ -156,6 +156,8 @@ class TrainConfig:
     grad_clip: float | None = None  # max gradient L2 norm; null disables
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     channels_last: bool = False
+    # torch.compile the student's training forward (default inductor backend); the first steps compile.
+    compile: bool = False
     deterministic: bool = False
     split: str = "train"  # train | tune_train (train minus the hold-out)
     num_workers: int = 0  # DataLoader worker processes
@@ -192,6 +194,8 @@ class TuneConfig:
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = a quarter of a trial
+    # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).
+    eval_batch_size: int = 0
     sampler: str = "tpe"  # tpe | random
     sampler_seed: int = 0
     pruner: str = "median"  # none | median | halving
@@ -200,6 +204,9 @@ class TuneConfig:
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
     gpus_per_trial: int = 1  # GPUs of one trial's run; only 1 for now (multi-GPU: torchrun, README)
+    # CUDA: workers sharing one GPU (small students leave a large GPU mostly idle); workers i·k … i·k+k-1
+    # go to GPU i (mod the visible GPUs).
+    workers_per_gpu: int = 1
     # Leases on running trials (bench.tune.heartbeat): a worker refreshes its trial's heartbeat every
     # heartbeat_interval seconds; a RUNNING trial silent for heartbeat_grace seconds is failed as stale.
     heartbeat_interval: float = 30.0

@@ -87,6 +87,8 @@ class Trainer:
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.student.to(memory_format=self.memory_format)
         self.train_student = distributed.wrap(self.student, self.dist, self.device)
+        if cfg.train.compile:  # the training forward only; evaluation runs the plain module
+            self.train_student = torch.compile(self.train_student)
 
         needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
         self.teacher: FrozenTeacher | None = None

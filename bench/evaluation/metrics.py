@@ -19,16 +19,36 @@ from dataclasses import dataclass
 import torch
 
 
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
+    """``C² + 1`` int64 counts on the inputs' device without a host sync: the row-major ``[C, C]``
+    confusion matrix (rows = ground truth), then the number of labels outside ``0..C-1`` that are not
+    ``ignore_index`` (counted, not scored)."""
+    target, pred = target.reshape(-1).long(), pred.reshape(-1).long()
+    bad = _outside(target, num_classes, ignore_index)
+    idx = torch.where(bad, num_classes**2, target * num_classes + pred)
+    return torch.bincount(idx[target != ignore_index], minlength=num_classes**2 + 1)
+
+
+def _outside(target: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Labels outside ``0..C-1`` that are not ``ignore_index``."""
+    return (target != ignore_index) & ((target < 0) | (target >= num_classes))
+
+
+def _outside_error(target: torch.Tensor, num_classes: int, ignore_index: int) -> ValueError:
+    bad = target[_outside(target, num_classes, ignore_index)].unique().tolist()
+    return ValueError(f"labels {bad} are outside 0..{num_classes - 1} and not ignore_index={ignore_index}")
+
+
 def confusion_matrix(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
 ) -> torch.Tensor:
     """``[C, C]`` int64 counts, rows = ground truth, columns = prediction, ignore pixels dropped."""
-    valid = target != ignore_index
-    if (target[valid] >= num_classes).any() or (target[valid] < 0).any():
-        bad = target[valid & ((target >= num_classes) | (target < 0))].unique().tolist()
-        raise ValueError(f"labels {bad} are outside 0..{num_classes - 1} and not ignore_index={ignore_index}")
-    idx = target[valid].long() * num_classes + pred[valid].long()
-    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+    counts = confusion_counts(pred, target, num_classes, ignore_index)
+    if counts[-1] > 0:
+        raise _outside_error(target, num_classes, ignore_index)
+    return counts[:-1].reshape(num_classes, num_classes)
 
 
 def reduce_zero_label(label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
@@ -77,17 +97,46 @@ def metrics_from_confusion(cm: torch.Tensor) -> Metrics:
 
 
 class ConfusionMeter:
-    """Accumulates a confusion matrix on the predictions' device; one host sync in :meth:`compute`."""
+    """Accumulates a confusion matrix on the predictions' device; one host sync in :meth:`compute`.
+
+    Labels outside ``0..C-1`` (and not ``ignore_index``) are counted on the device and reported by
+    :meth:`compute` with the smallest and largest such label, so :meth:`update` never waits for the
+    device.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.cm: torch.Tensor | None = None
+        self.counts: torch.Tensor | None = None
+        self._bad_lo: torch.Tensor | None = None  # smallest and largest label outside the range
+        self._bad_hi: torch.Tensor | None = None
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
-        self.cm = cm if self.cm is None else self.cm + cm
+        c, ignore = self.num_classes, self.ignore_index
+        counts = confusion_counts(pred, target, c, ignore)
+        target = target.reshape(-1).long()
+        bad = _outside(target, c, ignore)
+        big = torch.iinfo(torch.long).max
+        lo, hi = torch.where(bad, target, big).amin(), torch.where(bad, target, -big).amax()
+        if self.counts is None:
+            self.counts, self._bad_lo, self._bad_hi = counts, lo, hi
+        else:
+            self.counts = self.counts + counts
+            self._bad_lo, self._bad_hi = torch.minimum(self._bad_lo, lo), torch.maximum(self._bad_hi, hi)
+
+    @property
+    def cm(self) -> torch.Tensor | None:
+        if self.counts is None:
+            return None
+        return self.counts[:-1].reshape(self.num_classes, self.num_classes)
 
     def compute(self) -> Metrics:
-        if self.cm is None:
+        if self.counts is None:
             raise ValueError("no predictions were added")
-        return metrics_from_confusion(self.cm)
+        counts = self.counts.cpu()
+        if counts[-1] > 0:
+            lo, hi = int(self._bad_lo), int(self._bad_hi)
+            raise ValueError(
+                f"{int(counts[-1])} labels (from {lo} to {hi}) are outside 0..{self.num_classes - 1} and "
+                f"not ignore_index={self.ignore_index}"
+            )
+        return metrics_from_confusion(counts[:-1].reshape(self.num_classes, self.num_classes))

@@ -123,8 +123,9 @@ def run_workers(
     target: Callable[..., None],
     args_per_worker: Sequence[tuple],
     on_stopped: Callable[[set[int]], None],
+    context: mp.context.BaseContext | None = None,
 ) -> None:
-    """Run ``target(*args)`` in one spawned process per entry and wait for all.
+    """Run ``target(*args)`` in one process per entry (``context``, default spawn) and wait for all.
 
     A worker that fails with a user error (exit 2) stops the others: the error is the study's (a
     memory limit, a bad config) and would hit every worker. One killed by a signal leaves the others
@@ -134,7 +135,7 @@ def run_workers(
     """
     from bench.errors import BenchError
 
-    ctx = mp.get_context("spawn")
+    ctx = context or mp.get_context("spawn")
     workers = []
     for i, args in enumerate(args_per_worker):
         receive, send = ctx.Pipe(duplex=False)

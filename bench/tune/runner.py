@@ -15,7 +15,6 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -32,6 +31,8 @@ from bench.tune.processes import run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration
+from bench.tune.trial_config import trial_config, trial_values
+from bench.utils.devices import worker_context, worker_slots
 
 log = logging.getLogger("bench")
 
@@ -50,20 +51,8 @@ def format_override(key: str, value: Any) -> str:
 
 
 def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> list[str]:
-    """Everything a trial sets on top of the study's own overrides."""
-    out_dir = Path(cfg.tune.trials_dir) / study_name / f"trial_{number:04d}"
-    return [
-        *(format_override(k, v) for k, v in params.items()),
-        "train.split=tune_train",
-        "eval.split=tune_holdout",
-        f"train.iterations={st.trial_iterations(cfg)}",
-        f"train.val_interval={st.val_interval(cfg)}",
-        "train.checkpoint_interval=0",
-        f"output_dir={out_dir}",
-        "resume=false",
-        "progress=false",
-        f"logger.group='{study_name}'",  # a tracking tool shows a study's trials together
-    ]
+    """Everything a trial sets on top of the study's own overrides, as Hydra overrides."""
+    return [format_override(k, v) for k, v in trial_values(cfg, study_name, number, params).items()]
 
 
 class LeaseCallback(Callback):
@@ -194,13 +183,12 @@ class Sweep:
     def run_trial(self, trial: Trial) -> None:
         """Train one trial and tell Optuna how it ended (see :mod:`bench.tune.study` for counting)."""
         attrs: dict[str, Any] = {}
-        overrides = [*self.overrides, *trial_overrides(self.cfg, self.name, trial.number, trial.params)]
         trainer: Trainer | None = None
         start = time.perf_counter()
         state, value = TrialState.FAIL, None
         lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
-            cfg = load_config(overrides)
+            cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
             callbacks = [LeaseCallback(lease), PruningCallback(trial)]
             trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
             row = trainer.fit()
@@ -344,23 +332,16 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
     return sweep
 
 
-def worker_devices(cfg: RunConfig) -> list[list[str]]:
-    """Per worker, the device override: one visible GPU each (round-robin when there are more workers)."""
-    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    if gpus <= 1:
-        return [[] for _ in range(cfg.tune.workers)]
-    return [[f"device=cuda:{i % gpus}"] for i in range(cfg.tune.workers)]
-
-
 def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
-    """``tune.workers`` processes on this machine; interrupted, their trials are failed (not counted)."""
+    """``tune.workers`` processes on this machine (see :func:`bench.utils.devices.worker_slots`);
+    interrupted, their trials are failed (not counted)."""
     cfg = sweep.cfg
-    threads = max(1, (os.cpu_count() or 1) // cfg.tune.workers)
-    devices = worker_devices(cfg)
-    args = [([*overrides, *devices[i]], i, threads) for i in range(cfg.tune.workers)]
+    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
+    slots = worker_slots(cfg.tune.workers, gpus, cfg.tune.workers_per_gpu)
+    args = [([*overrides, *slot.overrides], i, slot.threads) for i, slot in enumerate(slots)]
 
     def on_stopped(pids: set[int]) -> None:
         for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
             discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
 
-    run_workers(_worker_main, args, on_stopped)
+    run_workers(_worker_main, args, on_stopped, worker_context())

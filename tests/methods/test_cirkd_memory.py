@@ -259,3 +259,23 @@ def test_training_resumes_with_the_queues_bit_identically(tmp_path, teachers_dir
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in row["history"]]
     for name, value in full.objective.terms["cirkd_memory"].state_dict().items():
         assert torch.equal(value, resumed.objective.terms["cirkd_memory"].state_dict()[name]), name
+
+
+def test_memory_kd_gradient_matches_autograd_of_the_plain_formula(monkeypatch):
+    # Blocks of 3 anchors (several per call): the fused gradient must equal autograd's on the whole
+    # logit matrices.
+    from bench.methods import relational
+
+    monkeypatch.setattr(relational, "CHUNK_ELEMENTS", 16)
+    monkeypatch.setattr(relational, "MIN_ROWS", 3)
+    s, t = F.normalize(torch.randn(10, 5), dim=1), F.normalize(torch.randn(10, 5), dim=1)
+    bank = F.normalize(torch.randn(7, 5), dim=1)
+    a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    loss = memory_kd(a, t, bank, 0.1, 2.0)
+    (loss * 3).backward()
+    log_s = F.log_softmax(b @ bank.T / 0.2, dim=1)
+    log_t = F.log_softmax(t @ bank.T / 0.2, dim=1)
+    ref = F.kl_div(log_s, log_t, reduction="batchmean", log_target=True) * 4
+    (ref * 3).backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    torch.testing.assert_close(a.grad, b.grad)

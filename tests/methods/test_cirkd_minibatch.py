@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bench.config.schema import MethodConfig
 from bench.errors import ConfigError
-from bench.methods import Objective, TermContext, build_term
+from bench.methods import Objective, TermContext, build_term, relational
 from bench.methods.terms.cirkd_minibatch import CIRKDMiniBatchConfig, minibatch_pair_loss, pool_features
 from bench.models import Taps
 
@@ -94,15 +94,41 @@ def test_minibatch_is_fp32_under_autocast():
 
 
 def test_minibatch_memory_estimate_stops_an_oversized_run():
-    # Cityscapes crop 512×1024 at OS8 (64×128 features), batch 16, pairs within groups of 2:
-    # 6 fp32 matrices × 16·2 pairs × 8192² entries = 48 GiB; 2×2 pooling → 2048 nodes → 3 GiB.
-    ctx = TermContext(num_classes=19, batch_size=16, feature_size=(64, 128))
-    cfg = CIRKDMiniBatchConfig(term="cirkd_minibatch", pool_size=1, group_size=2)
+    # The affinities are built a block of rows at a time: memory is the node vectors (4 student and 3
+    # teacher copies of [B, M, D] fp32) plus 5 blocks of ≥ 2^20 floats. Cityscapes crop 512×1024 at
+    # OS8 (64×128 features), batch 16, unpooled: 16·8192·(4·256 + 3·512)·4 B = 1280 MB + 20 MB —
+    # where the plain formulation needed 6 matrices × 16·2 pairs × 8192² entries = 48 GiB.
+    widths = {"feat": 256}
+    ctx = TermContext(
+        num_classes=19,
+        batch_size=16,
+        feature_size=(64, 128),
+        student_channels=widths,
+        teacher_channels={"feat": 512},
+    )
     term = build_term("cirkd_minibatch", ctx, pool_size=1, group_size=2)
-    assert term.estimate_memory_mb() == pytest.approx(6 * 4 * 16 * 2 * 8192**2 / 2**20)
-    assert build_term("cirkd_minibatch", ctx, pool_size=2).estimate_memory_mb() == pytest.approx(3072)
-    with pytest.raises(ConfigError, match="term 'mb' needs about 49152 MB"):
+    assert term.estimate_memory_mb() == pytest.approx(16 * 8192 * (4 * 256 + 3 * 512) * 4 / 2**20 + 20)
+    # A 1024×2048 map (an 8192×16384 input at OS8) unpooled does not fit: the run is refused.
+    ctx.feature_size = (1024, 2048)
+    cfg = CIRKDMiniBatchConfig(term="cirkd_minibatch", pool_size=1, group_size=2)
+    with pytest.raises(ConfigError, match="term 'mb' needs about 330240 MB"):
         Objective(MethodConfig(name="cirkd", terms={"mb": cfg}), ctx)
+
+
+def test_minibatch_gradient_matches_autograd_of_the_pair_loop(monkeypatch):
+    # Small blocks force several row blocks per image (the fused gradient is accumulated per block).
+    monkeypatch.setattr(relational, "CHUNK_ELEMENTS", 16)
+    monkeypatch.setattr(relational, "MIN_ROWS", 3)
+    s, t = torch.randn(4, 6, 3, 5), torch.randn(4, 8, 3, 5)
+    for group in (0, 2):
+        a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+        minibatch_pair_loss(a, t, 0.1, group).mul(3.0).backward()
+        if group:
+            ref = (_pair_loop(b[:2], t[:2], 0.1) + _pair_loop(b[2:], t[2:], 0.1)) / 2
+        else:
+            ref = _pair_loop(b, t, 0.1)
+        ref.mul(3.0).backward()
+        torch.testing.assert_close(a.grad, b.grad)  # fp32 tolerances
 
 
 def test_minibatch_group_size_must_divide_the_batch():

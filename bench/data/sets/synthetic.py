@@ -14,7 +14,7 @@ every machine and independent of the run seed, so all runs of a comparison see t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import torch
@@ -27,6 +27,11 @@ from bench.errors import ConfigError
 from bench.utils.runtime import derive_seed
 
 SHAPES = ("disk", "square", "triangle", "diamond", "ring")
+# Rendered samples are kept per process and shared by every dataset instance of the same generation
+# settings and split (each trial builds new datasets), up to this many bytes in all.
+CACHE_BYTES = 1 << 30
+_RENDERED: dict[tuple, dict[int, Sample]] = {}
+_cached_bytes = 0
 TEXTURES = ("stripes", "checker", "dots", "plain")
 
 
@@ -57,7 +62,8 @@ class SyntheticShapes(SegmentationDataset):
         super().__init__(cfg, split)
         self.check_config(cfg)
         self.size = cfg.train_size if split == "train" else cfg.val_size
-        self._cache: dict[int, Sample] = {}
+        key = (self.split, repr(sorted(asdict(cfg).items())))
+        self._cache = _RENDERED.setdefault(key, {})
 
     @property
     def class_names(self) -> list[str]:
@@ -70,9 +76,11 @@ class SyntheticShapes(SegmentationDataset):
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < self.size:
             raise IndexError(index)
-        if index not in self._cache:  # a few MB for the default sizes
-            self._cache[index] = self.generate(index)
-        return self._cache[index]
+        sample = self._cache.get(index)
+        if sample is None:
+            sample = self.generate(index)
+            _keep(self._cache, index, sample)
+        return sample
 
     def generate(self, index: int) -> Sample:
         """Render sample ``index`` of this split (deterministic)."""
@@ -143,6 +151,15 @@ class SyntheticShapes(SegmentationDataset):
             )
         if min(cfg.train_size, cfg.val_size) < 1 or min(cfg.image_size) < 8:
             raise ConfigError("dataset.train_size/val_size must be ≥ 1 and dataset.image_size ≥ 8 pixels")
+
+
+def _keep(cache: dict[int, Sample], index: int, sample: Sample) -> None:
+    """Cache a rendered sample while the process-wide cache is under :data:`CACHE_BYTES`."""
+    global _cached_bytes
+    size = sum(t.numel() * t.element_size() for t in sample)
+    if _cached_bytes + size <= CACHE_BYTES:
+        cache[index] = sample
+        _cached_bytes += size
 
 
 def _shape(kind: str, dy: torch.Tensor, dx: torch.Tensor, r: float, theta: float) -> torch.Tensor:

@@ -13,6 +13,7 @@ from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32, labels_to
+from bench.methods.relational import bank_kl_sum
 from bench.models.taps import Taps
 
 # Float32 copies of an anchor × contrast logit matrix alive at the peak (student and teacher logits,
@@ -107,11 +108,12 @@ def memory_kd(
 
     Anchors ``[n, D]`` and bank ``[K, D]`` are unit vectors; student and teacher anchors are compared
     against the same teacher bank entries. KL summed over K, averaged over anchors (``batchmean``).
+    The bank is a constant (teacher queue entries). Computed a block of anchors at a time with the
+    gradient fused in (:mod:`bench.methods.relational`): the ``n × K`` logits are never kept.
     """
     scale = contrast_temperature * kd_temperature
-    log_s = F.log_softmax(student_anchors @ bank.T / scale, dim=1)
-    log_t = F.log_softmax(teacher_anchors.detach() @ bank.T / scale, dim=1)
-    return F.kl_div(log_s, log_t, reduction="none", log_target=True).sum(1).mean() * kd_temperature**2
+    total = bank_kl_sum(student_anchors.float(), teacher_anchors.float(), bank.float(), scale)
+    return total / student_anchors.shape[0] * kd_temperature**2
 
 
 @TERMS.register("cirkd_memory")

@@ -12,11 +12,12 @@ from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32
+from bench.methods.relational import chunk_memory_mb, pair_affinity_kl_sum
 from bench.models.taps import Taps
 
-# Float32 copies of an affinity matrix alive at the peak of forward + backward (student affinities,
-# their log-softmax, teacher affinities and log-probabilities, the KL terms, the backward buffer).
-_MATRICES_AT_PEAK = 6
+# Float32 copies of the student's [B, M, D] node vectors alive at the peak (pooled map, normalised
+# nodes, their gradient buffer, the gradient flowing back); one fewer for the teacher.
+_NODE_COPIES = 4
 
 
 @dataclass
@@ -45,32 +46,39 @@ def minibatch_pair_loss(
     Features are L2-normalised per position; ``A_ij = F_iᵀ F_j`` (``M×M``, M = h·w) for every ordered
     pair (i, j), i = j included, of images in the same group of ``group_size`` consecutive images
     (0 or more than B: the whole batch), P pairs in all. The KL of each row is summed over its M
-    columns and averaged over rows and pairs — the official ``batchmean`` per pair divided by B². All
-    pairs are computed at once (memory ``B·g·M²`` per matrix). fp32; the teacher is detached.
+    columns and averaged over rows and pairs — the official ``batchmean`` per pair divided by B².
+    Computed a block of rows at a time with the gradient fused in (:mod:`bench.methods.relational`):
+    no ``M×M`` matrix is kept, memory is ``O(B·M·D)`` plus a few blocks. fp32; the teacher is detached.
     """
     b, m = student_feat.shape[0], student_feat.shape[2] * student_feat.shape[3]
     g = min(group_size or b, b)
     if b % g:
         raise ValueError(f"batch of {b} images does not split into groups of {g} (group_size)")
 
-    def nodes(feat: torch.Tensor) -> torch.Tensor:  # [groups, g, M, D] unit vectors
-        return F.normalize(feat.float(), dim=1).flatten(2).transpose(1, 2).reshape(b // g, g, m, -1)
+    def nodes(feat: torch.Tensor) -> torch.Tensor:  # [B, M, D] unit vectors
+        return F.normalize(feat.float(), dim=1).flatten(2).transpose(1, 2).contiguous()
 
-    s, t = nodes(student_feat), nodes(teacher_feat.detach())
-    # [groups, i, j, M, M]: rows are positions of image i, columns positions of image j.
-    log_s = F.log_softmax(torch.einsum("gimd,gjnd->gijmn", s, s) / temperature, dim=-1)
-    log_t = F.log_softmax(torch.einsum("gimd,gjnd->gijmn", t, t) / temperature, dim=-1)
-    return F.kl_div(log_s, log_t, reduction="none", log_target=True).sum(-1).mean()
+    total = pair_affinity_kl_sum(nodes(student_feat), nodes(teacher_feat.detach()), temperature, g)
+    return total / (b * g * m)
 
 
 def minibatch_memory_mb(
-    batch_size: int, feature_size: tuple[int, int], pool_size: int, group_size: int
+    batch_size: int,
+    feature_size: tuple[int, int],
+    pool_size: int,
+    group_size: int,
+    channels: tuple[int, int] = (0, 0),
 ) -> float:
-    """Peak extra memory (MB) of :func:`minibatch_pair_loss` forward + backward at these sizes."""
+    """Peak extra memory (MB) of :func:`minibatch_pair_loss` forward + backward at these sizes.
+
+    Node vectors of both nets (normalised copies and the pooled maps autograd keeps, ≈ 3 per net),
+    the student's gradient buffer and the row blocks; ``channels`` = (student D, teacher D).
+    """
     g = min(group_size or batch_size, batch_size)
     p = max(pool_size, 1)
     m = math.ceil(feature_size[0] / p) * math.ceil(feature_size[1] / p)
-    return _MATRICES_AT_PEAK * 4 * batch_size * g * m * m / 2**20
+    nodes = 4 * batch_size * m * (_NODE_COPIES * channels[0] + (_NODE_COPIES - 1) * channels[1])
+    return nodes / 2**20 + chunk_memory_mb(g * m)
 
 
 @TERMS.register("cirkd_minibatch")
@@ -88,9 +96,10 @@ class CIRKDMiniBatch(LossTerm):
     part (official). Batch composition: pairs are formed within groups of ``group_size`` consecutive
     images — the official cross-image set is the per-GPU batch (2 images at 16 over 8 GPUs, the
     all-gather is commented out), so the default 2 reproduces it on one device; ``group_size=0`` uses
-    all B² pairs. The value depends on which images share a group. Memory: ``B·g·M²`` entries per
-    affinity matrix (M = positions after ``pool_size`` pooling), see :meth:`estimate_memory_mb` —
-    a 512×1024 crop at OS8 without pooling has M = 8192 (67 M entries per pair).
+    all B² pairs. The value depends on which images share a group. Memory: the affinities are built
+    a block of rows at a time with the gradient fused in, so no ``M×M`` matrix is kept (M =
+    positions after ``pool_size`` pooling; a 512×1024 crop at OS8 without pooling has M = 8192, 67 M
+    entries per pair); see :meth:`estimate_memory_mb`. Time is ``O(B·g·M²·D)``.
     """
 
     Config = CIRKDMiniBatchConfig
@@ -116,6 +125,7 @@ class CIRKDMiniBatch(LossTerm):
     def estimate_memory_mb(self) -> float | None:
         if self.ctx.feature_size is None:
             return None
+        widths = (self.ctx.student_channels.get("feat") or 0, self.ctx.teacher_channels.get("feat") or 0)
         return minibatch_memory_mb(
-            self.ctx.batch_size, self.ctx.feature_size, self.cfg.pool_size, self.cfg.group_size
+            self.ctx.batch_size, self.ctx.feature_size, self.cfg.pool_size, self.cfg.group_size, widths
         )

@@ -39,6 +39,14 @@ def _pearson(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, dim: int) -> tor
     return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim) + EPS)
 
 
+def _pearson_plain(x: torch.Tensor, y: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
+    """Pearson correlation of ``x`` and ``y`` along ``dim`` (every entry), the official formula."""
+    a = x - x.mean(dim, keepdim=True)
+    b = y - y.mean(dim, keepdim=True)
+    norm = torch.linalg.vector_norm
+    return (a * b).sum(dim) / (norm(a, dim=dim) * norm(b, dim=dim) + EPS)
+
+
 def dist_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -53,12 +61,19 @@ def dist_loss(
     w]`` logits); ρ is the Pearson correlation. The inter-class term averages over the N pixels; the
     intra-class term correlates each class column across *all N pixels of the batch* and averages
     over the C classes, so it depends on which images share a batch. ``mask`` (``[B, h, w]``, 1 =
-    use) restricts both to the valid pixels. fp32; the teacher is detached.
+    use) restricts both to the valid pixels. fp32; the teacher is detached. Without a mask the
+    probabilities stay in their ``[B, C, h·w]`` layout (no transposed copy, no weights).
     """
     c = student_logits.shape[1]
+    if mask is None:
+        p_s = torch.softmax(student_logits.float() / temperature, dim=1).flatten(2)  # [B, C, hw]
+        p_t = torch.softmax(teacher_logits.detach().float() / temperature, dim=1).flatten(2)
+        inter = 1 - _pearson_plain(p_s, p_t, 1).mean()
+        intra = 1 - _pearson_plain(p_s, p_t, (0, 2)).mean()
+        return temperature**2 * (beta * inter + gamma * intra)
     p_s = torch.softmax(student_logits.float() / temperature, dim=1).movedim(1, -1).reshape(-1, c)
     p_t = torch.softmax(teacher_logits.detach().float() / temperature, dim=1).movedim(1, -1).reshape(-1, c)
-    w = p_s.new_ones(p_s.shape[0], 1) if mask is None else mask.reshape(-1, 1).to(p_s.dtype)
+    w = mask.reshape(-1, 1).to(p_s.dtype)
     inter_rho = _pearson(p_s, p_t, p_s.new_ones(1, 1), dim=1)  # [N]
     inter = 1 - (inter_rho * w[:, 0]).sum() / w.sum().clamp(min=1)
     intra = 1 - _pearson(p_s, p_t, w, dim=0).mean()  # [C] → mean over classes

@@ -1,0 +1,23 @@
+"""Smoke tests of the throughput benchmarks on CPU-sized settings (figures are not asserted)."""
+
+import pytest
+
+from bench.perf import step, trials
+
+from .conftest import TINY_SYNTHETIC
+
+
+@pytest.mark.slow
+def test_step_benchmark_writes_its_table(tmp_path):
+    table = step.main(["--steps", "12", "--rounds", "1", "--out", str(tmp_path), *TINY_SYNTHETIC])
+    assert [row[0] for row in table.rows] == ["fp32"]
+    assert float(table.rows[0][1]) > 0 and float(table.rows[0][2]) > 0
+    assert (tmp_path / "step_cpu.md").is_file() and (tmp_path / "step_cpu.csv").is_file()
+
+
+@pytest.mark.slow
+def test_trial_overhead_phases_add_up(tmp_path):
+    extra = [*TINY_SYNTHETIC, "train.batch_size=4", "tune.trial_iterations=4", "device=cpu"]
+    totals, wall, train = trials.overhead(2, extra)
+    assert len(train) == 2 and totals["training steps"] == sum(train) > 0
+    assert sum(totals[p] for p in trials.PHASES) <= totals["trial"] <= wall
