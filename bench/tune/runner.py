@@ -33,7 +33,7 @@ from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration
 from bench.tune.trial_config import trial_config, trial_values
-from bench.utils.devices import worker_context, worker_slots
+from bench.utils.devices import worker_slots
 
 log = logging.getLogger("bench")
 
@@ -345,4 +345,4 @@ def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
         for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
             discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
 
-    run_workers(_worker_main, args, on_stopped, worker_context())
+    run_workers(_worker_main, args, on_stopped)

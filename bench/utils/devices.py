@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from dataclasses import dataclass
 
@@ -46,13 +45,3 @@ def worker_slots(
         )
         slots.append(WorkerSlot(device, threads))
     return slots
-
-
-def worker_context() -> mp.context.BaseContext:
-    """Start method for worker processes: a fork server that imported the tuner once (each worker
-    forks from it, so no worker pays torch/smp/optuna imports again), else ``spawn``."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["bench.tune.runner"])
-        return ctx
-    return mp.get_context("spawn")
