@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -69,6 +70,31 @@ class LeaseCallback(Callback):
 
 class LeaseLostError(RuntimeError):
     pass
+
+
+class TrialProgress(Callback):
+    """One line per ``train.log_interval`` steps of a running trial: trial, step, loss, it/s, ETA.
+
+    Trials train without a progress bar (several workers share a terminal); on real data a trial
+    takes hours, so its worker reports where it is at the loop's own logging points (no extra sync).
+    """
+
+    def __init__(self, method: str, number: int, iterations: int) -> None:
+        self.prefix = f"[{method}] trial {number:>3}"
+        self.iterations = iterations
+        self._last: tuple[int, float] = (0, time.perf_counter())
+
+    def on_log(self, step: int, entry: dict[str, float]) -> None:
+        now = time.perf_counter()
+        rate = (step - self._last[0]) / max(now - self._last[1], 1e-9)
+        self._last = (step, now)
+        if step >= self.iterations:
+            return  # the finished-trial line follows
+        eta = duration((self.iterations - step) / rate) if rate > 0 else "-"
+        say(
+            f"{self.prefix} step {step}/{self.iterations} loss {entry['loss']:.4f} "
+            f"{rate:.2f} it/s | trial ETA {eta}"
+        )
 
 
 class PruningCallback(Callback):
@@ -190,7 +216,8 @@ class Sweep:
         lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
             cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
-            callbacks = [LeaseCallback(lease), PruningCallback(trial)]
+            progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
+            callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
             trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
             row = trainer.fit()
             state, value = TrialState.COMPLETE, row["metrics"]["miou"]
@@ -263,12 +290,12 @@ class Sweep:
         t = st.tally(self.study)
         last = next(tr for tr in self.study.get_trials(deepcopy=False) if tr.number == number)
         done = len(t.counted)
-        try:
-            best = f"{self.study.best_value:.4f} (#{self.study.best_trial.number})"
+        try:  # hold-out mIoU in percent, the unit of every table
+            best = f"{100 * self.study.best_value:.2f} (#{self.study.best_trial.number})"
         except ValueError:
             best = "-"
         value = (
-            f"{last.value:.4f}"
+            f"{100 * last.value:.2f}"
             if last.value is not None
             else (st.fail_reason(last) or last.state.name.lower())
         )
@@ -281,7 +308,7 @@ class Sweep:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
         head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
-        print(f"{head} | best {best} | {target} | ETA {duration(eta)}", flush=True)
+        say(f"{head} | best {best} | {target} | ETA {duration(eta)}")
 
     def _mine(self) -> int:
         pid = os.getpid()
@@ -290,6 +317,13 @@ class Sweep:
             for t in self.study.get_trials(deepcopy=False)
             if (t.user_attrs.get("owner") or {}).get("pid") == pid and t.state != TrialState.RUNNING
         )
+
+
+def say(line: str) -> None:
+    """Print one progress line in one write: several workers share stdout (and PYTHONUNBUFFERED would
+    make ``print`` write the newline separately, so lines of two workers could run together)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def discard_checkpoints(out: Path) -> None:
