@@ -58,6 +58,7 @@ def test_mlflow_logger_is_readable_by_mlflow(tmp_path):
     assert run.data.params["train.iterations"] == "6"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6]
     assert run.data.metrics["val/miou"] == pytest.approx(row["metrics"]["miou"])
+    assert run.info.artifact_uri.startswith(tmp_path.resolve().as_uri())  # beside the store, not in the cwd
 
 
 def test_unknown_logger_lists_the_valid_ones(tmp_path):

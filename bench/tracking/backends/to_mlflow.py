@@ -48,6 +48,8 @@ class MLflowLogger(ExperimentLogger):
 
         self._Metric, self._Param = Metric, Param
         uri, artifacts = (cfg.tracking_uri, None) if cfg.tracking_uri else default_uri(cfg.dir or "results")
+        if uri.startswith("sqlite:///") and artifacts is None:  # beside the database, not in the cwd
+            artifacts = (Path(uri[len("sqlite:///") :]).resolve().parent / "mlruns").as_uri()
         self.uri = uri
         self.client = MlflowClient(uri)
         experiment = self.client.get_experiment_by_name(cfg.experiment)
