@@ -112,7 +112,7 @@ def slurm_worker(overrides: list[str], index: int) -> None:
     storage = os.environ.get(STORAGE_ENV)
     if storage:
         overrides = [*overrides, f"tune.storage='{storage}'"]
-    Sweep.open(overrides, index).run_worker()
+    Sweep.open(overrides).run_worker()
 
 
 def launch_workers(sweep: Sweep) -> None:

@@ -161,17 +161,16 @@ class Sweep:
     cfg: RunConfig
     space: SearchSpace
     study: optuna.Study
-    worker: int = 0
 
     @classmethod
-    def open(cls, overrides: Sequence[str], worker: int = 0) -> Sweep:
+    def open(cls, overrides: Sequence[str]) -> Sweep:
         cfg = load_config(overrides)
         check_tune_config(cfg)
         space = load_space(cfg)
         study = st.open_study(cfg, space, st.open_storage(cfg.tune), list(overrides))
         study.pruner = make_pruner(cfg)
         study.sampler = SlotSampler(lambda seed: make_sampler(cfg, seed), cfg.tune.sampler_seed)
-        return cls(list(overrides), cfg, space, study, worker)
+        return cls(list(overrides), cfg, space, study)
 
     @property
     def name(self) -> str:
@@ -336,7 +335,7 @@ def _worker_main(overrides: list[str], worker: int, threads: int) -> None:
 
     setup_logging()
     torch.set_num_threads(threads)
-    Sweep.open(overrides, worker).run_worker()
+    Sweep.open(overrides).run_worker()
 
 
 def run_sweep(overrides: Sequence[str]) -> Sweep:

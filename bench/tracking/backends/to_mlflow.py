@@ -9,6 +9,7 @@ student, teacher, method and seed; the flattened config goes to params and ``con
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,6 @@ class MLflowLogger(ExperimentLogger):
         self.client.log_dict(self.run_id, config, "config.json")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        import time
-
         now = int(time.time() * 1000)
         self.client.log_batch(
             self.run_id, metrics=[self._Metric(k, float(v), now, step) for k, v in metrics.items()]
