@@ -1,7 +1,8 @@
 # segkd-bench — `make demo` and `make test` are all a new machine needs; both set up .venv first.
 # Variables: DATASET, METHOD, STUDENT, TEACHER select presets; ARGS passes any Hydra override,
 # e.g. make train METHOD=kd ARGS="train.iterations=500 seed=1".
-# Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N.
+# Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N;
+# BUDGETS=5,10,20 (final/report: finals and one table per budget, from the same studies).
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -18,6 +19,7 @@ BUDGET  ?=
 SEEDS   ?=
 STORAGE ?=
 WORKERS ?=
+BUDGETS ?=
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
 budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
@@ -50,11 +52,14 @@ baseline: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
+comma := ,
 final: $(STAMP)
-	$(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS)
+	$(if $(BUDGETS),for n in $(subst $(comma), ,$(BUDGETS)); do \
+	  $(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) tune.trials=$$n $(ARGS) || exit 1; done, \
+	  $(BIN)/python -m bench.final $(presets) $(chosen_method) $(tune) $(ARGS))
 
 report: $(STAMP)
-	$(BIN)/python -m bench.report $(ARGS)
+	$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(ARGS)
 
 # Benchmarks: they print their settings with their figures and write results/perf/.
 perf-kd: $(STAMP)

@@ -22,7 +22,7 @@ def main(overrides: list[str]) -> None:
         f"{tally.uncounted_failures} uncounted failures"
     )
     try:
-        best = st.best_trial(sweep.study)
+        best = st.best_trial(sweep.study, st.prefix(sweep.study, st.budget_amount(sweep.cfg.tune)))
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
         )

@@ -52,6 +52,7 @@ EXTRA = [
     "ci_method",
     "holdout_miou",
     "default_holdout_miou",
+    "budget",
     "study",
     "settings_hash",
     "teacher_sha256",
@@ -93,6 +94,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "miou": 100 * row["metrics"]["miou"],
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
+                "budget": budget_label(_budget(tuning)),
                 "study": tuning["study"],
                 "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
                 "teacher_sha256": teacher.get("sha256"),
@@ -101,6 +103,49 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def _budget(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The budget a final run's comparison was made at (older finals: the study's settings)."""
+    return tuning.get("budget") or tuning["settings"]["budget"]
+
+
+def budget_label(budget: dict[str, Any]) -> str:
+    """``trials20`` or ``time3600s``: the same tag as the finals' folder."""
+    if budget["kind"] == "trials":
+        return f"trials{budget['trials']}"
+    return f"time{budget['seconds']:g}s"
+
+
+def parse_budgets(text: str) -> list[str]:
+    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds) as budget labels."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        try:
+            out.append(f"time{float(item[:-1]):g}s" if item.endswith("s") else f"trials{int(item)}")
+        except ValueError:
+            raise ReportError(
+                f"--budgets '{text}': '{item}' is neither a trial count (20) nor seconds (600s)"
+            ) from None
+    return out
+
+
+def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """One comparison table per budget (labels from :func:`parse_budgets`; default: every budget
+    the finals hold), each from the same studies' prefixes at that budget."""
+    found = sorted(set(runs["budget"]), key=_budget_order) if not runs.empty else []
+    missing = [b for b in budgets if b not in found]
+    if missing:
+        raise ReportError(
+            f"no final runs at budget {', '.join(missing)} (finals hold: {', '.join(found) or 'none'}); "
+            "run `make final TRIALS=N` (or BUDGET=time:S) for each budget first — the studies are reused"
+        )
+    return {b: comparison(runs[runs["budget"] == b], **kwargs) for b in (budgets or found)}
+
+
+def _budget_order(label: str) -> tuple[str, float]:
+    kind = "trials" if label.startswith("trials") else "time"
+    return kind, float(label.removeprefix(kind).removesuffix("s"))
 
 
 def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
@@ -218,6 +263,7 @@ def _row(
         "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else ci),
         "holdout_miou": _percent(tuning["holdout_miou"]),
         "default_holdout_miou": _percent(tuning.get("literature_default_miou")),
+        "budget": part["budget"].iloc[0],
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
@@ -267,7 +313,7 @@ def _own_problems(r: dict[str, Any]) -> list[str]:
         problems.append("the finals retrained different best trials (the study changed between them)")
     if not t.get("budget_met", True):
         problems.append("budget not met")
-    budget = settings["budget"]
+    budget = _budget(t)
     if budget["kind"] == "trials" and budget.get("trials") is not None and t["trials"] != budget["trials"]:
         problems.append(f"{t['trials']} counted trials for a budget of {budget['trials']}")
     if budget["kind"] == "time" and budget.get("seconds") is not None:
@@ -346,14 +392,10 @@ def flags(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """comparison.csv (full precision), comparison.md and comparison.tex (2 decimals)."""
+def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -> dict[str, Path]:
+    """<name>.csv (full precision), <name>.md and <name>.tex (2 decimals)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "csv": out_dir / "comparison.csv",
-        "md": out_dir / "comparison.md",
-        "tex": out_dir / "comparison.tex",
-    }
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
     write_text_atomic(paths["csv"], table.to_csv(index=False))
     shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")

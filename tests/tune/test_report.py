@@ -331,3 +331,28 @@ def test_fault_collapsed_space_passed_every_old_check(tmp_path):
         _write(tmp_path / "finals", "kd", "big", seed, 71.0, space=tuned["space"])
     kd = _table(tmp_path / "finals").loc["kd"]
     assert "shared search space differs from the baseline's (train.optimizer.lr" in kd.budget_check
+
+
+def test_one_table_per_budget_from_the_same_studies(tmp_path, capsys):
+    """Finals of one study at two budgets (make final TRIALS=2, then TRIALS=4): one table each."""
+    for trials, gain in ((2, 0.5), (4, 1.5)):
+        budget = {"budget": {"kind": "trials", "trials": trials, "seconds": None}}
+        for seed in range(3):
+            for method, teacher, miou in (("baseline", None, 70.0 + seed), ("kd", "big", 70.0 + seed + gain)):
+                study = f"synthetic/tiny/{teacher}/{method}/trials"
+                folder = f"{study}/trials{trials}"
+                _write(
+                    tmp_path, method, teacher, seed, miou, trials, study=study, folder=folder, tuning=budget
+                )
+    out = tmp_path / "out"
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,4"]) == 0
+    for trials, gain in ((2, 0.5), (4, 1.5)):
+        csv = pd.read_csv(out / "tables" / f"comparison_trials{trials}.csv").set_index("method")
+        assert csv.loc["kd", "delta"] == pytest.approx(gain) and csv.loc["kd", "trials"] == trials
+        assert (csv["budget_check"] == "ok").all() and set(csv["budget"]) == {f"trials{trials}"}
+    # comparison.csv is the largest budget's table
+    assert pd.read_csv(out / "tables" / "comparison.csv").set_index("method").loc["kd", "trials"] == 4
+    assert "budget trials2:" in capsys.readouterr().out
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,8"]) == 2
+    assert "make final TRIALS=N" in capsys.readouterr().err
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,x"]) == 2

@@ -228,7 +228,8 @@ def test_masking_helpers():
 
 def test_study_name_and_storage(tmp_path):
     cfg = load_config(sweep_args(tmp_path, None, "method=kd", "tune.trials=7"))
-    assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials7"
+    assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials"  # no amount
     base = load_config(sweep_args(tmp_path, None, "tune.budget=time", "tune.seconds=90"))
-    assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time90s"
+    assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time"
+    assert st.budget_tag(cfg.tune) == "trials7" and st.budget_tag(base.tune) == "time90s"
     assert isinstance(st.open_storage(cfg.tune), optuna.storages.JournalStorage)
