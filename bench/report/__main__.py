@@ -11,10 +11,11 @@ import pandas as pd
 
 from bench.cli import setup_logging
 from bench.errors import BenchError
-from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
+from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
 from bench.report.table import (
     COLUMNS,
+    budget_curves,
     comparisons,
     final_runs,
     flags,
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     written.append(
         save_figure(tuning_curves_figure(tuning_curves(largest)), args.out / "figures" / "tuning_curves.png")
     )
+    budget = save_figure(
+        budget_curves_figure(budget_curves(largest)), args.out / "figures" / "budget_curves.png", pdf=True
+    )
+    written.extend([budget, budget.with_suffix(".pdf")])
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.report.curves import crossover, crossover_label, expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.results import RESULT_FILE, read_row
 from bench.tune.study import settings_hash
@@ -45,6 +46,7 @@ COLUMNS = [
     "peak_mem_mb",
     "teacher_miou",
     "undertuned",
+    "crossover_trials",
 ]
 EXTRA = [
     "budget_check",
@@ -189,6 +191,11 @@ def comparison(
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS + EXTRA)
     runs = choose_studies(runs, studies)
+    if runs["budget"].nunique() > 1:
+        raise ReportError(
+            f"the final runs hold several budgets ({', '.join(sorted(set(runs['budget'])))}); one table "
+            "per budget: comparisons(runs) or `make report BUDGETS=...`"
+        )
     check_identity(runs)
     out = []
     kd = runs[runs["teacher"].notna()]
@@ -207,6 +214,7 @@ def comparison(
         rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
         for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
             r["p_holm"] = adjusted
+        add_crossover(rows)
         for r, problems in zip(rows, equal_terms(rows), strict=True):
             r["budget_check"] = "; ".join(problems) if problems else "ok"
         out.extend(rows)
@@ -267,10 +275,28 @@ def _row(
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
+        "crossover_trials": "",
+        "_values": tuning.get("holdout_values"),
         "_tuning": list(part["tuning"]),
         "_teachers": set(part["teacher_sha256"]),
         "_seeds": sorted(scores),
     }
+
+
+def add_crossover(rows: list[dict[str, Any]]) -> None:
+    """``crossover_trials`` of each KD row: the smallest k at which the baseline's expected best
+    hold-out mIoU after k trials reaches the method's expected best at the full budget, or
+    "not within N" (N: the baseline's trials). Empty without per-trial scores (older finals)."""
+    base = next((r for r in rows if r["method"] == "baseline"), None)
+    base_values = scores(base.get("_values") or []) if base else np.array([])
+    for r in rows:
+        values = scores(r.pop("_values", None) or [])
+        if r is base or base_values.size == 0 or values.size == 0:
+            continue
+        k = crossover(expected_max(base_values), expected_max(values)[-1])
+        r["crossover_trials"] = crossover_label(k, base_values.size)
+    if base is not None:
+        base.pop("_values", None)
 
 
 def _percent(value: float | None) -> float:
@@ -418,3 +444,23 @@ def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None
             None if v is None else 100 * v for v in r.tuning["best_so_far"]
         ]
     return curves
+
+
+def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
+    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher and method.
+
+    The baseline appears in every teacher's group (it is every KD method's reference). Finals
+    without per-trial scores (older versions) are left out.
+    """
+    out: dict[tuple, dict[str, list[float | None]]] = {}
+    rows = runs.drop_duplicates("study")
+    teachers = sorted({t for t in rows["teacher"] if isinstance(t, str)}) or [None]
+    for r in rows.itertuples():
+        values = r.tuning.get("holdout_values")
+        if not values:
+            continue
+        for teacher in teachers if r.method == "baseline" else [r.teacher]:
+            out.setdefault((r.dataset, r.student, teacher), {})[r.method] = [
+                None if v is None else 100 * v for v in values
+            ]
+    return out

@@ -78,6 +78,7 @@ def _write(
             "literature_default_counted": True,
             "literature_default_miou": 0.3,
             "best_so_far": list(curve),
+            "holdout_values": list(curve),
             "budget_met": True,
             "teacher_miou": 0.385 if teacher else None,
             **(tuning or {}),
@@ -119,6 +120,10 @@ def test_comparison_table(finals):
     assert base.extra_dims == ""
     assert kd.undertuned and not base.undertuned  # +10 points in the last trial, far above the seed sd
     assert kd.budget_check == "ok" and base.budget_check == "ok"
+    # kd's expected best after 4 trials, 0.3 + 0.2·(1 − (3/4)⁴) = 0.437, is above anything the
+    # baseline reaches (its best is 0.4); fitnet's equals the baseline's at k = 4
+    assert kd.crossover_trials == "not within 4" and table.loc["fitnet"].crossover_trials == "4"
+    assert base.crossover_trials == ""
     assert (
         table.loc["fitnet"].budget_check == "3 counted trials for a budget of 4; 3 trials vs the baseline's 4"
     )
@@ -273,8 +278,10 @@ def test_report_writes_tables_and_figures(finals, tmp_path, capsys):
     head = md.split("| dataset")[0]
     assert "fitnet: 3 counted trials for a budget of 4" in head and "kd: undertuned" in head
     assert "\\begin{tabular}" in (out / "tables" / "comparison.tex").read_text()
-    for name in ("gaps.png", "tuning_curves.png"):
+    for name in ("gaps.png", "tuning_curves.png", "budget_curves.png"):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "figures" / "budget_curves.pdf").read_bytes()[:4] == b"%PDF"
+    assert "crossover_trials" in csv.columns
     err = capsys.readouterr().err
     assert "fitnet: 3 counted trials for a budget of 4" in err and "kd: undertuned" in err
 
