@@ -15,7 +15,20 @@ the journal file results/studies/optuna.journal). Rerunning resumes the study an
 
 
 def main(overrides: list[str]) -> None:
-    sweep = run_sweep(overrides)
+    """Every repeat of the study (``tune.repeats``; only ``tune.repeat=r`` when given), one after another.
+
+    To run repeats concurrently, start one command per repeat with ``tune.repeat=r`` (any machine
+    on the same STORAGE), each with its WORKERS.
+    """
+    from bench.config import load_config
+
+    tune = load_config(overrides).tune
+    given = any(o.lstrip("+").startswith("tune.repeat=") for o in overrides)
+    for repeat in [tune.repeat] if given else range(tune.repeats):
+        report(run_sweep(st.repeat_overrides(overrides, repeat)))
+
+
+def report(sweep) -> None:
     tally = st.tally(sweep.study)
     print(
         f"\nstudy {sweep.name}: {len(tally.counted)} counted trials, {tally.seconds:.0f} s of training, "

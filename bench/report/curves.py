@@ -50,17 +50,36 @@ def expected_max(values: Sequence[float]) -> np.ndarray:
 
 
 def expected_max_band(
-    values: Sequence[float], n_resamples: int = 2000, level: float = 0.95, seed: int = 0
+    studies: Sequence[Sequence[float]], n_resamples: int = 2000, level: float = 0.95, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap band of :func:`expected_max` (the N trials resampled with replacement)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return v, v
+    """Percentile bootstrap band of :func:`mean_expected_max` over one or more studies (repeats).
+
+    Each study's trials are resampled with replacement, independently; the band holds the middle
+    ``level`` of the resampled (repeat-averaged) curves, each cut to the shortest study.
+    """
+    studies = [np.asarray(scores(v), dtype=float) for v in studies if v is not None and len(v)]
+    studies = [v for v in studies if v.size]
+    if not studies:
+        return np.array([]), np.array([])
     rng = np.random.default_rng(seed)
-    resampled = np.sort(rng.choice(v, size=(n_resamples, v.size), replace=True), axis=1)
-    curves = resampled @ _weights(v.size)
+    n = min(v.size for v in studies)
+    total = np.zeros((n_resamples, n))
+    for v in studies:
+        resampled = np.sort(rng.choice(v, size=(n_resamples, v.size), replace=True), axis=1)
+        total += (resampled @ _weights(v.size))[:, :n]
+    curves = total / len(studies)
     alpha = (1 - level) / 2
     return np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
+
+
+def mean_expected_max(studies: Sequence[Sequence[float | None]]) -> np.ndarray:
+    """:func:`expected_max` averaged over independent studies (repeats), each cut to the shortest."""
+    curves = [expected_max(scores(v)) for v in studies if v]
+    curves = [c for c in curves if c.size]
+    if not curves:
+        return np.array([])
+    n = min(c.size for c in curves)
+    return np.mean([c[:n] for c in curves], axis=0)
 
 
 def crossover(baseline: Sequence[float], target: float) -> int | None:

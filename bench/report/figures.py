@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.report.curves import crossover, crossover_label, expected_max, expected_max_band, scores
+from bench.report.curves import crossover, crossover_label, expected_max_band, mean_expected_max
 
 
 def gaps_figure(table: pd.DataFrame) -> plt.Figure:
@@ -57,36 +57,37 @@ def tuning_curves_figure(curves: dict[tuple, dict[str, list[float | None]]]) -> 
 
 
 def budget_curves_figure(
-    curves: dict[tuple, dict[str, list[float | None]]], n_resamples: int = 2000
+    curves: dict[tuple, dict[str, list[list[float | None]]]], n_resamples: int = 2000
 ) -> plt.Figure:
     """Per group: expected best hold-out mIoU after k trials with its 95% bootstrap band (top) and
     Δ(k) against the baseline's curve (bottom); a dotted line marks each method's crossover budget.
 
-    See :mod:`bench.report.curves` for the estimator (exact for random search, approximate under TPE).
+    With repeats the curves are averaged over the repeats' studies. See :mod:`bench.report.curves`
+    for the estimator (exact for random search, approximate under TPE).
     """
     cols = max(len(curves), 1)
     fig, axes = plt.subplots(2, cols, figsize=(6 * cols, 7), squeeze=False, sharex="col")
     for col, ((dataset, student, teacher), methods) in enumerate(sorted(curves.items(), key=str)):
         top, bottom = axes[0, col], axes[1, col]
-        base = scores(methods.get("baseline", []))
-        base_curve = expected_max(base)
-        for i, (method, values) in enumerate(sorted(methods.items(), key=lambda m: m[0] != "baseline")):
-            v = scores(values)
-            if v.size == 0:
+        base_curve = mean_expected_max(methods.get("baseline", []))
+        for i, (method, studies) in enumerate(sorted(methods.items(), key=lambda m: m[0] != "baseline")):
+            curve = mean_expected_max(studies)
+            if curve.size == 0:
                 continue
-            k = np.arange(1, v.size + 1)
-            curve, (low, high) = expected_max(v), expected_max_band(v, n_resamples)
+            k = np.arange(1, curve.size + 1)
+            low, high = expected_max_band(studies, n_resamples)
             color = f"C{i}"
-            top.plot(k, curve, color=color, label=method)
+            label = method + (f" ({len(studies)} repeats)" if len(studies) > 1 else "")
+            top.plot(k, curve, color=color, label=label)
             top.fill_between(k, low, high, color=color, alpha=0.2, lw=0)
-            if method == "baseline" or base.size == 0:
+            if method == "baseline" or base_curve.size == 0:
                 continue
-            n = min(v.size, base.size)
+            n = min(curve.size, base_curve.size)
             bottom.plot(k[:n], curve[:n] - base_curve[:n], color=color, label=method)
             cross = crossover(base_curve, curve[-1])
             if cross is not None:
                 top.axvline(cross, color=color, ls=":", lw=1)
-            bottom.plot([], [], " ", label=f"  crossover: {crossover_label(cross, base.size)}")
+            bottom.plot([], [], " ", label=f"  crossover: {crossover_label(cross, base_curve.size)}")
         top.set_ylabel("expected best hold-out mIoU (%)")
         top.set_title(f"{dataset} · {student} ← {teacher or 'none'}", fontsize=10)
         top.legend(fontsize=8)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.report.curves import crossover, crossover_label, expected_max, scores
+from bench.report.curves import crossover, crossover_label, expected_max, mean_expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.results import RESULT_FILE, read_row
 from bench.tune.study import settings_hash
@@ -31,6 +31,7 @@ COLUMNS = [
     "method",
     "budget_kind",
     "trials",
+    "repeats",
     "seeds",
     "miou_mean",
     "miou_std",
@@ -97,6 +98,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
                 "budget": budget_label(_budget(tuning)),
+                "repeat": tuning.get("repeat", tuning["settings"].get("repeat", 0)),
                 "study": tuning["study"],
                 "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
                 "teacher_sha256": teacher.get("sha256"),
@@ -163,8 +165,8 @@ def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
 
 
 def check_identity(runs: pd.DataFrame) -> None:
-    """One study per method and group, one final run per seed; otherwise a :class:`ReportError`."""
-    keys = ["dataset", "student", "teacher", "method"]
+    """One study per method, group and repeat, one final run per seed; otherwise a :class:`ReportError`."""
+    keys = ["dataset", "student", "teacher", "method", "repeat"]
     for key, part in runs.groupby(keys, dropna=False, sort=True):
         studies = part.drop_duplicates(["study", "settings_hash"])
         if len(studies) > 1:
@@ -204,21 +206,102 @@ def comparison(
     )
     for dataset, student, teacher in groups:
         same = (runs["dataset"] == dataset) & (runs["student"] == student)
-        baseline = runs[same & (runs["method"] == "baseline")]
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
-        base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
-        rows = [
-            _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
-            for method, part in members.groupby("method", sort=True)
-        ]
-        rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
+        per_repeat = {
+            repeat: _repeat_rows(dataset, student, teacher, part, n_resamples, ci)
+            for repeat, part in members.groupby("repeat", sort=True)
+        }
+        rows = next(iter(per_repeat.values())) if len(per_repeat) == 1 else aggregate_repeats(per_repeat, ci)
         for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
             r["p_holm"] = adjusted
-        add_crossover(rows)
-        for r, problems in zip(rows, equal_terms(rows), strict=True):
-            r["budget_check"] = "; ".join(problems) if problems else "ok"
+            r.pop("_values", None), r.pop("_scores", None)
         out.extend(rows)
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+
+
+def _repeat_rows(
+    dataset: str, student: str, teacher: str | None, members: pd.DataFrame, n_resamples: int, ci: str
+) -> list[dict[str, Any]]:
+    """The rows of one repeat: each method against that repeat's baseline, checked for equal terms."""
+    baseline = members[members["method"] == "baseline"]
+    base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
+    rows = [
+        _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
+        for method, part in members.groupby("method", sort=True)
+    ]
+    rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
+    values = {r["method"]: r["_values"] for r in rows}
+    add_crossover(rows)
+    for r, problems in zip(rows, equal_terms(rows), strict=True):
+        r["budget_check"] = "; ".join(problems) if problems else "ok"
+        r["_values"] = values[r["method"]]  # kept for aggregate_repeats
+    return rows
+
+
+def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]], ci: str) -> list[dict[str, Any]]:
+    """One row per method over R independent studies (repeats), tuning variance included.
+
+    The model: a paired comparison of repeat means. Repeat r of a method and of the baseline share
+    their sampler and hold-out seeds; d_r = (method's mean over the final seeds of its repeat-r
+    study) − (the baseline's, repeat r). Δ is the mean of d_r, its interval and p-value the paired
+    t over the R repeats (R − 1 degrees of freedom), so the spread of what tuning selected in each
+    repeat — not only the seed noise of one selection — sets the interval. ``miou_mean``/``miou_std``
+    are over all repeats × seeds; ``budget_check`` lists each repeat's problems (``r1: …``);
+    ``crossover_trials`` uses the expected-best curves averaged over the repeats.
+    """
+    repeats = sorted(per_repeat)
+    by_method: dict[str, dict[int, dict[str, Any]]] = {}
+    for repeat, rows in per_repeat.items():
+        for r in rows:
+            by_method.setdefault(r["method"], {})[repeat] = r
+    base = by_method.get("baseline", {})
+    base_means = {k: np.mean(list(r["_scores"].values())) for k, r in base.items()}
+    out = []
+    for method, reps in sorted(by_method.items(), key=lambda m: (m[0] != "baseline", m[0])):
+        first = reps[min(reps)]
+        scores_all = [v for r in reps.values() for v in r["_scores"].values()]
+        means = {k: np.mean(list(r["_scores"].values())) for k, r in reps.items()}
+        d = paired_delta(means, base_means, ci="t")
+        problems = [
+            f"r{k}: {r['budget_check']}" for k, r in sorted(reps.items()) if r["budget_check"] != "ok"
+        ]
+        if sorted(reps) != repeats:
+            problems.append(f"repeats {sorted(reps)} vs the comparison's {repeats}")
+        is_base = method == "baseline"
+        row = {
+            **first,
+            "repeats": len(reps),
+            "miou_mean": float(np.mean(scores_all)),
+            "miou_std": float(np.std(scores_all, ddof=1)) if len(scores_all) > 1 else math.nan,
+            "delta": 0.0 if is_base else d.delta,
+            "delta_ci_low": math.nan if is_base else d.ci_low,
+            "delta_ci_high": math.nan if is_base else d.ci_high,
+            "p_value": math.nan if is_base else d.p_value,
+            "mde": math.nan if is_base else d.mde,
+            "tune_seconds": float(np.mean([r["tune_seconds"] for r in reps.values()])),
+            "pruned_frac": float(np.mean([r["pruned_frac"] for r in reps.values()])),
+            "undertuned": any(r["undertuned"] for r in reps.values()),
+            "holdout_miou": float(np.mean([r["holdout_miou"] for r in reps.values()])),
+            "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else "t over repeats"),
+            "budget_check": "; ".join(problems) or "ok",
+            "study": "; ".join(r["study"] for _, r in sorted(reps.items())),
+            "settings_hash": "; ".join(r["settings_hash"] for _, r in sorted(reps.items())),
+            "crossover_trials": "",
+        }
+        if not is_base and base:
+            row["crossover_trials"] = _mean_crossover(
+                [base[k]["_values"] for k in sorted(base)], [reps[k]["_values"] for k in sorted(reps)]
+            )
+        out.append(row)
+    return out
+
+
+def _mean_crossover(base: list[Any], method: list[Any]) -> str:
+    """Crossover of the expected-best curves averaged over repeats (each cut to the shortest study)."""
+    base_curve, method_curve = mean_expected_max(base), mean_expected_max(method)
+    if base_curve.size == 0 or method_curve.size == 0:
+        return ""
+    return crossover_label(crossover(base_curve, method_curve[-1]), base_curve.size)
 
 
 def _row(
@@ -276,7 +359,9 @@ def _row(
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
         "crossover_trials": "",
+        "repeats": 1,
         "_values": tuning.get("holdout_values"),
+        "_scores": scores,
         "_tuning": list(part["tuning"]),
         "_teachers": set(part["teacher_sha256"]),
         "_seeds": sorted(scores),
@@ -436,9 +521,10 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
 
 
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method."""
+    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method (first repeat)."""
     curves: dict[tuple, dict[str, list[float | None]]] = {}
-    for r in runs.drop_duplicates("study").itertuples():
+    first = runs[runs["repeat"] == runs["repeat"].min()] if not runs.empty else runs  # one study each
+    for r in first.drop_duplicates("study").itertuples():
         key = (r.dataset, r.student)
         curves.setdefault(key, {})[r.method] = [
             None if v is None else 100 * v for v in r.tuning["best_so_far"]
@@ -446,21 +532,22 @@ def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None
     return curves
 
 
-def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher and method.
+def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float | None]]]]:
+    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher, method
+    and repeat (one list per study).
 
     The baseline appears in every teacher's group (it is every KD method's reference). Finals
     without per-trial scores (older versions) are left out.
     """
-    out: dict[tuple, dict[str, list[float | None]]] = {}
-    rows = runs.drop_duplicates("study")
+    out: dict[tuple, dict[str, list[list[float | None]]]] = {}
+    rows = runs.drop_duplicates("study").sort_values(["repeat", "study"])
     teachers = sorted({t for t in rows["teacher"] if isinstance(t, str)}) or [None]
     for r in rows.itertuples():
         values = r.tuning.get("holdout_values")
         if not values:
             continue
         for teacher in teachers if r.method == "baseline" else [r.teacher]:
-            out.setdefault((r.dataset, r.student, teacher), {})[r.method] = [
-                None if v is None else 100 * v for v in values
-            ]
+            out.setdefault((r.dataset, r.student, teacher), {}).setdefault(r.method, []).append(
+                [None if v is None else 100 * v for v in values]
+            )
     return out

@@ -31,7 +31,10 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
     kind = cfg.tune.budget
     names = []
     for name in optuna.get_all_study_names(storage):
-        dataset, student, teacher, study_method, tag = (name.split("/") + [""] * 5)[:5]
+        parts = name.split("/")  # …/<method>/<budget kind>[/r<repeat>]: every repeat is finalised
+        if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[5].removeprefix("r").isdigit()):
+            continue
+        dataset, student, teacher, study_method, tag = parts[:5]
         if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, kind):
             continue
         if teacher not in (cfg.teacher.name, "none") or (method and study_method != method):
@@ -61,6 +64,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "study": study.study_name,
         "settings_hash": st.settings_hash(settings),
         "settings": settings,
+        "repeat": settings.get("repeat", 0),
         "budget": budget,
         "best_trial": best.number,
         "best_slot": [t.number for t in trials].index(best.number),  # the prefix is slots 0, 1, …

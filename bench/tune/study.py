@@ -43,12 +43,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.config import load_config
 from bench.config.compose import to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
 from bench.errors import CheckpointError, ConfigError
 from bench.methods import TERMS
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
+from bench.utils.runtime import derive_seed
 from bench.utils.secrets import mask_in, mask_url
 
 JOURNAL = "optuna.journal"
@@ -105,7 +107,28 @@ def study_name(cfg: RunConfig) -> str:
     budgets are different studies (``…/trials`` and ``…/time``).
     """
     teacher = cfg.teacher.name if needs_teacher(cfg) else "none"
-    return "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, cfg.tune.budget))
+    name = "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, cfg.tune.budget))
+    return name + (f"/r{cfg.tune.repeat}" if cfg.tune.repeat else "")  # repeat 0: no suffix
+
+
+def repeat_overrides(overrides: list[str], repeat: int) -> list[str]:
+    """The overrides of repeat ``repeat`` of a study: its index and its own sampler and hold-out seeds.
+
+    Repeat 0 keeps the configured ``tune.sampler_seed`` and ``dataset.holdout_seed``; repeat r > 0
+    derives both from (configured seed, r). Every method's repeat r gets the same seeds, so the
+    methods of one repeat share their hold-out split and slot seeds (common random numbers) while
+    repeats are independent tuning runs under an identical protocol.
+    """
+    cfg = load_config(overrides)
+    seeds = (cfg.tune.sampler_seed, cfg.dataset.holdout_seed)
+    if repeat:
+        seeds = tuple(derive_seed(s, 0x5EED, repeat) for s in seeds)
+    return [
+        *overrides,
+        f"tune.repeat={repeat}",
+        f"tune.sampler_seed={seeds[0]}",
+        f"dataset.holdout_seed={seeds[1]}",
+    ]
 
 
 def budget_tag(tune: TuneConfig) -> str:
@@ -140,6 +163,7 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         "student": cfg.student.name,
         "teacher": cfg.teacher.name if needs_teacher(cfg) else None,
         "method": cfg.method.name,
+        "repeat": t.repeat,
         "budget": {"kind": t.budget},  # the amount is per comparison, not per study
         "sampler": t.sampler,
         "sampler_seed": t.sampler_seed,

@@ -5,7 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.report.curves import crossover, crossover_label, expected_max, expected_max_band, scores
+from bench.report.curves import (
+    crossover,
+    crossover_label,
+    expected_max,
+    expected_max_band,
+    mean_expected_max,
+    scores,
+)
 
 LISTS = ([0.3], [0.2, 0.7], [0.5, 0.1, 0.4], [0.3, 0.3, 0.9, 0.1], [0.6, 0.2, 0.2, 0.6, 0.45])
 
@@ -34,10 +41,10 @@ def test_curve_runs_from_the_mean_to_below_the_maximum():
 
 def test_bootstrap_band_holds_the_curve_and_is_zero_for_constant_scores():
     v = [0.1, 0.5, 0.3, 0.2, 0.45, 0.35]
-    low, high = expected_max_band(v, n_resamples=4000)
+    low, high = expected_max_band([v], n_resamples=4000)
     curve = expected_max(v)
     assert np.all(low <= curve + 1e-12) and np.all(curve <= high + 1e-12) and np.all(high > low)
-    low, high = expected_max_band([0.4] * 5)
+    low, high = expected_max_band([[0.4] * 5])
     np.testing.assert_allclose(low, 0.4) and np.testing.assert_allclose(high, 0.4)
 
 
@@ -55,3 +62,10 @@ def test_crossover():
 def test_unscored_trials_enter_at_the_lowest_score():
     np.testing.assert_allclose(scores([0.4, None, 0.2, float("nan")]), [0.4, 0.2, 0.2, 0.2])
     assert scores([None, None]).size == 0 and expected_max([]).size == 0
+
+
+def test_repeats_average_their_curves():
+    a, b = [0.1, 0.5, 0.3], [0.2, 0.6, 0.4, 0.9]
+    np.testing.assert_allclose(mean_expected_max([a, b]), (expected_max(a) + expected_max(b)[:3]) / 2)
+    low, high = expected_max_band([a, b])
+    assert low.size == high.size == 3 and np.all(low <= high)

@@ -104,3 +104,31 @@ def test_a_settings_change_is_still_refused_on_top_up(tmp_path):
     _sweep(tmp_path, "tune.trials=2")
     with pytest.raises(Exception, match="other settings"):
         _sweep(tmp_path, "tune.trials=4", "tune.sampler_seed=4")
+
+
+def test_repeats_are_independent_studies_under_one_protocol(tmp_path):
+    from bench.tune.finals import select_studies
+
+    args = sweep_args(tmp_path, None, "tune.trials=3")
+    sweeps = [ToySweep.open(st.repeat_overrides(args, r)) for r in range(3)]
+    for sweep in sweeps:
+        sweep.run_worker()
+    names = [s.name for s in sweeps]
+    assert names == [f"synthetic/deeplabv3_tiny/none/baseline/trials{t}" for t in ("", "/r1", "/r2")]
+    cfgs = [s.cfg for s in sweeps]
+    # repeat 0 keeps the configured seeds; each other repeat gets its own sampler and hold-out seeds
+    assert (cfgs[0].tune.sampler_seed, cfgs[0].dataset.holdout_seed) == (0, 0)
+    assert len({c.tune.sampler_seed for c in cfgs}) == len({c.dataset.holdout_seed for c in cfgs}) == 3
+    # … the same for every method of the comparison (common random numbers within a repeat)
+    kd = load_config(st.repeat_overrides([*args, "method=kd"], 2))
+    assert (kd.tune.sampler_seed, kd.dataset.holdout_seed) == (
+        cfgs[2].tune.sampler_seed,
+        cfgs[2].dataset.holdout_seed,
+    )
+    # different slot seeds: the repeats sample different configurations after the default
+    assert len({tuple(st.counted_by_slot(s.study)[1].params.values()) for s in sweeps}) == 3
+    assert [s.study.user_attrs["settings"]["repeat"] for s in sweeps] == [0, 1, 2]
+    # a top-up of one repeat stays in that repeat's study; finals find every repeat
+    again = ToySweep.open(st.repeat_overrides([*args, "tune.trials=4"], 1))
+    assert again.name == names[1]
+    assert select_studies(load_config(args), again.study._storage, "baseline") == sorted(names)

@@ -363,3 +363,50 @@ def test_one_table_per_budget_from_the_same_studies(tmp_path, capsys):
     assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,8"]) == 2
     assert "make final TRIALS=N" in capsys.readouterr().err
     assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,x"]) == 2
+
+
+def _repeats(root, kd_seed_r1=1, kd_repeats=(0, 1)):
+    """Two repeats (independent studies) of baseline and kd, three seeds each."""
+    scores = {0: ([70.0, 71.0, 72.0], [71.0, 73.0, 72.5]), 1: ([69.0, 70.0, 71.0], [72.0, 72.0, 73.0])}
+    for repeat, (base, kd) in scores.items():
+        tag = "trials" + (f"/r{repeat}" if repeat else "")
+        for seed in range(3):
+            kw = {"tuning": {"repeat": repeat}, "repeat": repeat}
+            study = f"synthetic/tiny/None/baseline/{tag}"
+            _write(root, "baseline", None, seed, base[seed], study=study, sampler_seed=repeat, **kw)
+            if repeat in kd_repeats:
+                seed_kd = kd_seed_r1 if repeat else 0
+                study = f"synthetic/tiny/big/kd/{tag}"
+                _write(root, "kd", "big", seed, kd[seed], study=study, sampler_seed=seed_kd, **kw)
+
+
+def test_repeats_aggregate_as_a_paired_comparison_of_repeat_means(tmp_path):
+    from scipy import stats
+
+    _repeats(tmp_path)
+    table = _table(tmp_path)
+    base, kd = table.loc["baseline"], table.loc["kd"]
+    assert base.repeats == kd.repeats == 2 and kd.seeds == 3
+    d = np.array([np.mean([71.0, 73.0, 72.5]) - 71.0, np.mean([72.0, 72.0, 73.0]) - 70.0])
+    assert kd.delta == pytest.approx(d.mean()) == pytest.approx(1.75)
+    low, high = stats.t.interval(0.95, 1, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(2))
+    assert (kd.delta_ci_low, kd.delta_ci_high) == pytest.approx((low, high))
+    assert kd.p_value == pytest.approx(stats.ttest_1samp(d, 0).pvalue) and kd.ci_method == "t over repeats"
+    # the tuning variance widens the interval: seeds pooled as if from one study would exclude 0
+    pooled = stats.ttest_rel([71.0, 73.0, 72.5, 72.0, 72.0, 73.0], [70.0, 71.0, 72.0, 69.0, 70.0, 71.0])
+    assert pooled.pvalue < 0.05 < kd.p_value
+    assert kd.miou_mean == pytest.approx(np.mean([71.0, 73.0, 72.5, 72.0, 72.0, 73.0]))
+    assert kd.budget_check == "ok" and base.budget_check == "ok"
+    assert kd.study == "synthetic/tiny/big/kd/trials; synthetic/tiny/big/kd/trials/r1"
+    out = tmp_path / "out"
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--resamples", "200"]) == 0
+    assert (out / "figures" / "budget_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_equal_terms_are_checked_in_every_repeat(tmp_path):
+    _repeats(tmp_path, kd_seed_r1=7)  # repeat 1 of kd tuned with another sampler seed
+    kd = _table(tmp_path).loc["kd"]
+    assert kd.budget_check == "r1: sampler_seed differs from the baseline's"
+    _repeats(tmp_path / "b", kd_repeats=(0,))  # kd ran one repeat, the baseline two
+    kd = _table(tmp_path / "b").loc["kd"]
+    assert "repeats [0] vs the comparison's [0, 1]" in kd.budget_check
