@@ -2,7 +2,8 @@
 # Variables: DATASET, METHOD, STUDENT, TEACHER select presets; ARGS passes any Hydra override,
 # e.g. make train METHOD=kd ARGS="train.iterations=500 seed=1".
 # Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N;
-# BUDGETS=5,10,20 (final/report: finals and one table per budget, from the same studies).
+# BUDGETS=5,10,20 (final/report: finals and one table per budget, from the same studies);
+# REPEATS=R (independent studies per method).
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -20,13 +21,15 @@ SEEDS   ?=
 STORAGE ?=
 WORKERS ?=
 BUDGETS ?=
+REPEATS ?=
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
 budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
 budget_secs = $(word 2,$(subst :, ,$(BUDGET)))
 tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SEEDS)) \
 	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
-	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS))
+	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS)) \
+	$(if $(REPEATS),tune.repeats=$(REPEATS))
 # make final/report: every method unless METHOD is given on the command line
 chosen_method = $(if $(filter command line environment,$(origin METHOD)),method=$(METHOD))
 

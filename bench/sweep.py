@@ -11,7 +11,9 @@ USAGE = """usage: python -m bench.sweep [--cfg] method=<name> [dataset=...] [key
 
 Tunes the method's search space (sweeps/train/<dataset>/..., sweeps/method/<method>.yaml) on the
 tuning split with the budget in tune.* (trials or time), storing the study in tune.storage (default:
-the journal file results/studies/optuna.journal). Rerunning resumes the study and tops it up."""
+the journal file results/studies/optuna.journal). Rerunning resumes the study and tops it up (a
+study has no trial count in its name: tune.trials=30 after 20 extends it). tune.repeats=R runs R
+independent studies (own sampler and hold-out seeds); tune.repeat=r runs only repeat r."""
 
 
 def main(overrides: list[str]) -> None:
