@@ -211,7 +211,7 @@ def comparison(
             repeat: _repeat_rows(dataset, student, teacher, part, n_resamples, ci)
             for repeat, part in members.groupby("repeat", sort=True)
         }
-        rows = next(iter(per_repeat.values())) if len(per_repeat) == 1 else aggregate_repeats(per_repeat, ci)
+        rows = next(iter(per_repeat.values())) if len(per_repeat) == 1 else aggregate_repeats(per_repeat)
         for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
             r["p_holm"] = adjusted
             r.pop("_values", None), r.pop("_scores", None)
@@ -230,15 +230,13 @@ def _repeat_rows(
         for method, part in members.groupby("method", sort=True)
     ]
     rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
-    values = {r["method"]: r["_values"] for r in rows}
     add_crossover(rows)
     for r, problems in zip(rows, equal_terms(rows), strict=True):
         r["budget_check"] = "; ".join(problems) if problems else "ok"
-        r["_values"] = values[r["method"]]  # kept for aggregate_repeats
     return rows
 
 
-def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]], ci: str) -> list[dict[str, Any]]:
+def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per method over R independent studies (repeats), tuning variance included.
 
     The model: a paired comparison of repeat means. Repeat r of a method and of the baseline share
@@ -373,15 +371,13 @@ def add_crossover(rows: list[dict[str, Any]]) -> None:
     hold-out mIoU after k trials reaches the method's expected best at the full budget, or
     "not within N" (N: the baseline's trials). Empty without per-trial scores (older finals)."""
     base = next((r for r in rows if r["method"] == "baseline"), None)
-    base_values = scores(base.get("_values") or []) if base else np.array([])
+    base_values = scores(base["_values"] or []) if base else np.array([])
     for r in rows:
-        values = scores(r.pop("_values", None) or [])
+        values = scores(r["_values"] or [])
         if r is base or base_values.size == 0 or values.size == 0:
             continue
         k = crossover(expected_max(base_values), expected_max(values)[-1])
         r["crossover_trials"] = crossover_label(k, base_values.size)
-    if base is not None:
-        base.pop("_values", None)
 
 
 def _percent(value: float | None) -> float:
