@@ -26,7 +26,11 @@ two live trials never share a slot, so concurrent asks never share a seed. A rep
 attempt (re-runs the same sampled configuration) when its predecessor was interrupted or its worker
 died, and takes the next attempt (a new draw) after failures that may come from the configuration
 (out of memory, an invalid value, an exception). With a trial budget, slots ≥ ``tune.trials`` are
-discarded before they train, so the counted trials are exactly slots 0 … trials−1.
+discarded before they train, so the counted trials are exactly slots 0 … trials−1; a later, larger
+budget gives those slots back (:func:`enqueue_discarded_slots`) and continues with the next ones.
+
+Budgets are prefixes: a study's name and settings hash leave the budget's amount out, and the
+comparison at budget N reads slots 0 … N−1 (:func:`prefix`), so one study serves every budget.
 """
 
 from __future__ import annotations
