@@ -2,8 +2,10 @@
 # Variables: DATASET, METHOD, STUDENT, TEACHER select presets; ARGS passes any Hydra override,
 # e.g. make train METHOD=kd ARGS="train.iterations=500 seed=1".
 # Tuning: TRIALS=N, BUDGET=trials|time:SECONDS, SEEDS=N (finals), STORAGE=<optuna URL>, WORKERS=N,
-# LAUNCHER=local|slurm (launcher.* keys in ARGS). Recipes that may carry STORAGE (a URL with a
-# password) start with @ so make does not echo them; the commands print the URL masked.
+# REPEATS=R (independent studies per method), LAUNCHER=local|slurm (launcher.* keys in ARGS);
+# BUDGETS=5,10,20 (final/report: finals and one table per budget, from the same studies).
+# Recipes that may carry STORAGE (a URL with a password) start with @ so make does not echo them;
+# the commands print the URL masked.
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -21,6 +23,8 @@ SEEDS   ?=
 STORAGE ?=
 WORKERS ?=
 LAUNCHER ?=
+BUDGETS ?=
+REPEATS ?=
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
 budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
@@ -28,13 +32,14 @@ budget_secs = $(word 2,$(subst :, ,$(BUDGET)))
 tune = $(if $(TRIALS),tune.trials=$(TRIALS)) $(if $(SEEDS),tune.final_seeds=$(SEEDS)) \
 	$(if $(BUDGET),tune.budget=$(budget_kind)) $(if $(budget_secs),tune.seconds=$(budget_secs)) \
 	$(if $(STORAGE),"tune.storage='$(STORAGE)'") $(if $(WORKERS),tune.workers=$(WORKERS)) \
-	$(if $(LAUNCHER),launcher.name=$(LAUNCHER))
-# make final/plan: every method unless METHOD is given on the command line
+	$(if $(REPEATS),tune.repeats=$(REPEATS)) $(if $(LAUNCHER),launcher.name=$(LAUNCHER))
+# make final/plan/report: every method unless METHOD is given on the command line
 given = $(filter command line environment,$(origin $(1)))
 chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 # make final: every stored study unless DATASET/STUDENT/TEACHER narrow the selection
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
+comma := ,
 
 .PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint clean
 .DEFAULT_GOAL := help
@@ -58,6 +63,8 @@ help:
 ## SEEDS    final runs per method (default 3)
 ## STORAGE  Optuna storage URL (default: the journal file results/studies/optuna.journal)
 ## WORKERS  worker processes per study (default 1)
+## REPEATS  independent studies per method (default 1; own sampler and hold-out seeds)
+## BUDGETS  final/report: several budgets from the same studies, e.g. 5,10,20 or 600s,1200s
 ## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)
 ## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
 
@@ -81,14 +88,16 @@ baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 sweep: $(STAMP) ## tune METHOD with the same budget (LAUNCHER=slurm: workers as a Slurm job array)
 	@$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
-final: $(STAMP) ## retrain every stored study's best configuration over SEEDS (DATASET=, METHOD=, ... narrow)
-	@$(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+final: $(STAMP) ## retrain each stored study's best configuration over SEEDS (BUDGETS=5,10,20: per budget)
+	@$(if $(BUDGETS),for n in $(subst $(comma), ,$(BUDGETS)); do \
+	  $(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) tune.trials=$$n $(ARGS) || exit 1; done, \
+	  $(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS))
 
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
 
-report: $(STAMP) ## comparison tables and figures from the final runs
-	$(BIN)/python -m bench.report $(ARGS)
+report: $(STAMP) ## comparison tables and figures from the final runs (BUDGETS=5,10,20: one table each)
+	$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(ARGS)
 
 plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
 	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)

@@ -94,7 +94,7 @@ def run_cli(
             refuse_flags(cfg_overrides)
             print(OmegaConf.to_yaml(compose_raw(cfg_overrides, config_name), resolve=True))
             return
-        refuse_flags([a for a in args if a not in flags])
+        refuse_flags([a for a in args if a.split("=", 1)[0] not in flags])
         main(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench.cli import run_cli
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.tune.runner import Sweep
 
 USAGE = """usage: python -m bench.sweep [--cfg] method=<name> [dataset=...] [key=value ...]
 
 Tunes the method's search space (sweeps/train/<dataset>/..., sweeps/method/<method>.yaml) on the
 tuning split with the budget in tune.* (trials or time), storing the study in tune.storage (default:
-the journal file results/studies/optuna.journal). Rerunning resumes the study and tops it up."""
+the journal file results/studies/optuna.journal). Rerunning resumes the study and tops it up (a
+study has no trial count in its name: tune.trials=30 after 20 extends it). tune.repeats=R runs R
+independent studies (own sampler and hold-out seeds); tune.repeat=r runs only repeat r."""
 
 
 def main(overrides: list[str]) -> None:
-    from bench.tune import study as st
-    from bench.tune.runner import run_sweep
+    """Every repeat of the study (``tune.repeats``; only ``tune.repeat=r`` when given), concurrently:
+    the WORKERS (or Slurm jobs) work on all repeats, each starting on its own and moving on.
 
-    sweep = run_sweep(overrides)
+    Several commands may share the work (any machine on the same STORAGE), e.g. one per repeat
+    with ``tune.repeat=r``.
+    """
+    from bench.config import load_config
+    from bench.tune import study as st
+    from bench.tune.runner import run_sweeps
+
+    tune = load_config(overrides).tune
+    given = any(o.lstrip("+").startswith("tune.repeat=") for o in overrides)
+    repeats = [tune.repeat] if given else range(tune.repeats)
+    for sweep in run_sweeps([st.repeat_overrides(overrides, r) for r in repeats]):
+        report(sweep)
+
+
+def report(sweep: Sweep) -> None:
+    from bench.tune import study as st
+
     tally = st.tally(sweep.study)
     print(
         f"\nstudy {sweep.name}: {len(tally.counted)} counted trials, {tally.seconds:.0f} s of training, "
         f"{tally.uncounted_failures} uncounted failures"
     )
     try:
-        best = st.best_trial(sweep.study)
+        best = st.best_trial(sweep.study, st.prefix(sweep.study, st.budget_amount(sweep.cfg.tune)))
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
         )

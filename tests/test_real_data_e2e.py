@@ -60,18 +60,22 @@ def test_teacher_baseline_method_finals_report(tmp_path, name, monkeypatch, caps
 
 def test_final_selects_stored_studies_by_what_is_given():
     names = [
-        "ade20k/deeplabv3_tiny/none/baseline/trials2",
-        "ade20k/deeplabv3_tiny/deeplabv3_small/ifvd/trials2",
-        "ade20k/deeplabv3_r18/none/baseline/trials20",
-        "voc/deeplabv3_r18/deeplabv3_r101/kd/trials20",
+        "ade20k/deeplabv3_tiny/none/baseline/trials",
+        "ade20k/deeplabv3_tiny/deeplabv3_small/ifvd/trials/r1",
+        "ade20k/deeplabv3_r18/none/baseline/time",
+        "voc/deeplabv3_r18/deeplabv3_r101/kd/trials",
+        "voc/deeplabv3_r18/deeplabv3_r101/kd/trials20",  # named before budgets became prefixes: ignored
+        "someone/else",
     ]
     every = final.study_groups(names, {}, None, None)
     assert every == [
-        {"dataset": "ade20k", "student": "deeplabv3_r18", "teacher": None, "budget": "trials20"},
-        {"dataset": "ade20k", "student": "deeplabv3_tiny", "teacher": "deeplabv3_small", "budget": "trials2"},
-        {"dataset": "voc", "student": "deeplabv3_r18", "teacher": "deeplabv3_r101", "budget": "trials20"},
+        {"dataset": "ade20k", "student": "deeplabv3_r18", "teacher": None, "kind": "time"},
+        {"dataset": "ade20k", "student": "deeplabv3_tiny", "teacher": "deeplabv3_small", "kind": "trials"},
+        {"dataset": "voc", "student": "deeplabv3_r18", "teacher": "deeplabv3_r101", "kind": "trials"},
     ]
     assert final.study_groups(names, {"dataset": "ade20k"}, "ifvd", None) == [every[1]]
-    assert final.study_groups(names, {}, None, "trials20") == [every[0], every[2]]
+    assert final.study_groups(names, {}, None, "trials") == [every[1], every[2]]
     assert final.budget_overrides("trials2") == ["tune.budget=trials", "tune.trials=2"]
     assert final.budget_overrides("time3600s") == ["tune.budget=time", "tune.seconds=3600"]
+    assert final.split_budgets_flag(["method=kd", "--budgets", "5,10"]) == (["method=kd"], "5,10")
+    assert final.split_budgets_flag(["--budgets=600s"]) == ([], "600s")

@@ -29,12 +29,28 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATTERN",
         help="use only the finals of studies matching this shell pattern (repeatable), e.g. '*/trials20'",
     )
+    parser.add_argument(
+        "--budgets",
+        default="",
+        metavar="N,N,...",
+        help="one table per budget, e.g. 5,10,20 (trials) or 600s,1200s (seconds); default: every "
+        "budget the finals hold (make final TRIALS=N per budget; the studies are shared)",
+    )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
 
-    from bench.report.figures import gaps_figure, save_figure, tuning_curves_figure
-    from bench.report.table import COLUMNS, comparison, final_runs, flags, tuning_curves, write_tables
+    from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.table import (
+        COLUMNS,
+        budget_curves,
+        comparisons,
+        final_runs,
+        flags,
+        parse_budgets,
+        tuning_curves,
+        write_tables,
+    )
 
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
@@ -43,22 +59,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no final runs under {args.finals}; run `make final` first", file=sys.stderr)
         return 2
     try:
-        table = comparison(runs, n_resamples=args.resamples, ci=args.ci, studies=args.study)
+        tables = comparisons(
+            runs, parse_budgets(args.budgets), n_resamples=args.resamples, ci=args.ci, studies=args.study
+        )
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths = write_tables(table, args.out / "tables")
-    gaps = save_figure(gaps_figure(table), args.out / "figures" / "gaps.png")
-    curves = save_figure(
-        tuning_curves_figure(tuning_curves(runs)), args.out / "figures" / "tuning_curves.png"
+    written = []
+    for budget, table in tables.items():
+        written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
+    # comparison.* and the figures: the largest budget asked for (the main comparison)
+    main_budget = list(tables)[-1]
+    table = tables[main_budget]
+    written.extend(write_tables(table, args.out / "tables").values())
+    largest = runs[runs["budget"] == main_budget]
+    written.append(save_figure(gaps_figure(table), args.out / "figures" / "gaps.png"))
+    written.append(
+        save_figure(tuning_curves_figure(tuning_curves(largest)), args.out / "figures" / "tuning_curves.png")
     )
+    budget = save_figure(
+        budget_curves_figure(budget_curves(largest)), args.out / "figures" / "budget_curves.png", pdf=True
+    )
+    written.extend([budget, budget.with_suffix(".pdf")])
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):
-        print(table[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
-    for line in flags(table):
-        print(f"WARNING: {line}", file=sys.stderr)
-    print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), gaps, curves]))
+        for budget, shown in tables.items():
+            print(f"\nbudget {budget}:")
+            print(shown[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
+            for line in flags(shown):
+                print(f"WARNING [{budget}]: {line}", file=sys.stderr)
+    print("\n" + "\n".join(f"wrote {p}" for p in written))
     return 0
 
 

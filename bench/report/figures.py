@@ -1,11 +1,14 @@
-"""Figures of the comparison: Δ vs the tuned baseline with CIs, and tuning curves (PNG)."""
+"""Figures of the comparison: Δ vs the tuned baseline with CIs, tuning and budget curves (PNG, PDF)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+
+from bench.report.curves import crossover, crossover_label, expected_max_band, mean_expected_max
 
 
 def gaps_figure(table: pd.DataFrame) -> plt.Figure:
@@ -53,11 +56,57 @@ def tuning_curves_figure(curves: dict[tuple, dict[str, list[float | None]]]) -> 
     return fig
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Write ``fig`` as PNG atomically and close it."""
+def budget_curves_figure(
+    curves: dict[tuple, dict[str, list[list[float | None]]]], n_resamples: int = 2000
+) -> plt.Figure:
+    """Per group: expected best hold-out mIoU after k trials with its 95% bootstrap band (top) and
+    Δ(k) against the baseline's curve (bottom); a dotted line marks each method's crossover budget.
+
+    With repeats the curves are averaged over the repeats' studies. See :mod:`bench.report.curves`
+    for the estimator (exact for random search, approximate under TPE).
+    """
+    cols = max(len(curves), 1)
+    fig, axes = plt.subplots(2, cols, figsize=(6 * cols, 7), squeeze=False, sharex="col")
+    for col, ((dataset, student, teacher), methods) in enumerate(sorted(curves.items(), key=str)):
+        top, bottom = axes[0, col], axes[1, col]
+        base_curve = mean_expected_max(methods.get("baseline", []))
+        for i, (method, studies) in enumerate(sorted(methods.items(), key=lambda m: m[0] != "baseline")):
+            curve = mean_expected_max(studies)
+            if curve.size == 0:
+                continue
+            k = np.arange(1, curve.size + 1)
+            low, high = expected_max_band(studies, n_resamples)
+            color = f"C{i}"
+            label = method + (f" ({len(studies)} repeats)" if len(studies) > 1 else "")
+            top.plot(k, curve, color=color, label=label)
+            top.fill_between(k, low, high, color=color, alpha=0.2, lw=0)
+            if method == "baseline" or base_curve.size == 0:
+                continue
+            n = min(curve.size, base_curve.size)
+            bottom.plot(k[:n], curve[:n] - base_curve[:n], color=color, label=method)
+            cross = crossover(base_curve, curve[-1])
+            if cross is not None:
+                top.axvline(cross, color=color, ls=":", lw=1)
+            bottom.plot([], [], " ", label=f"  crossover: {crossover_label(cross, base_curve.size)}")
+        top.set_ylabel("expected best hold-out mIoU (%)")
+        top.set_title(f"{dataset} · {student} ← {teacher or 'none'}", fontsize=10)
+        top.legend(fontsize=8)
+        bottom.axhline(0, color="black", lw=0.8)
+        bottom.set_xlabel("trials k")
+        bottom.set_ylabel("Δ(k) vs baseline (points)")
+        bottom.legend(fontsize=8)
+    if not curves:
+        axes[0, 0].text(0.5, 0.5, "no per-trial scores in the finals", ha="center", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, path: Path, pdf: bool = False) -> Path:
+    """Write ``fig`` as PNG (and PDF next to it when ``pdf``) atomically and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    for target in [path, path.with_suffix(".pdf")] if pdf else [path]:
+        tmp = target.with_suffix(f".tmp{target.suffix}")
+        fig.savefig(tmp, dpi=120)
+        tmp.replace(target)
     plt.close(fig)
-    tmp.replace(path)
     return path

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.report.curves import crossover, crossover_label, expected_max, mean_expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.results import RESULT_FILE, read_row
 from bench.tune.study import settings_hash
@@ -30,6 +31,7 @@ COLUMNS = [
     "method",
     "budget_kind",
     "trials",
+    "repeats",
     "seeds",
     "miou_mean",
     "miou_std",
@@ -45,6 +47,7 @@ COLUMNS = [
     "peak_mem_mb",
     "teacher_miou",
     "undertuned",
+    "crossover_trials",
 ]
 EXTRA = [
     "budget_check",
@@ -52,6 +55,7 @@ EXTRA = [
     "ci_method",
     "holdout_miou",
     "default_holdout_miou",
+    "budget",
     "study",
     "settings_hash",
     "teacher_sha256",
@@ -93,6 +97,8 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "miou": 100 * row["metrics"]["miou"],
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
+                "budget": budget_label(_budget(tuning)),
+                "repeat": tuning.get("repeat", tuning["settings"].get("repeat", 0)),
                 "study": tuning["study"],
                 "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
                 "teacher_sha256": teacher.get("sha256"),
@@ -101,6 +107,49 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def _budget(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The budget a final run's comparison was made at (older finals: the study's settings)."""
+    return tuning.get("budget") or tuning["settings"]["budget"]
+
+
+def budget_label(budget: dict[str, Any]) -> str:
+    """``trials20`` or ``time3600s``: the same tag as the finals' folder."""
+    if budget["kind"] == "trials":
+        return f"trials{budget['trials']}"
+    return f"time{budget['seconds']:g}s"
+
+
+def parse_budgets(text: str) -> list[str]:
+    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds) as budget labels."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        try:
+            out.append(f"time{float(item[:-1]):g}s" if item.endswith("s") else f"trials{int(item)}")
+        except ValueError:
+            raise ReportError(
+                f"--budgets '{text}': '{item}' is neither a trial count (20) nor seconds (600s)"
+            ) from None
+    return out
+
+
+def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """One comparison table per budget (labels from :func:`parse_budgets`; default: every budget
+    the finals hold), each from the same studies' prefixes at that budget."""
+    found = sorted(set(runs["budget"]), key=_budget_order) if not runs.empty else []
+    missing = [b for b in budgets if b not in found]
+    if missing:
+        raise ReportError(
+            f"no final runs at budget {', '.join(missing)} (finals hold: {', '.join(found) or 'none'}); "
+            "run `make final TRIALS=N` (or BUDGET=time:S) for each budget first — the studies are reused"
+        )
+    return {b: comparison(runs[runs["budget"] == b], **kwargs) for b in (budgets or found)}
+
+
+def _budget_order(label: str) -> tuple[str, float]:
+    kind = "trials" if label.startswith("trials") else "time"
+    return kind, float(label.removeprefix(kind).removesuffix("s"))
 
 
 def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
@@ -116,8 +165,8 @@ def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
 
 
 def check_identity(runs: pd.DataFrame) -> None:
-    """One study per method and group, one final run per seed; otherwise a :class:`ReportError`."""
-    keys = ["dataset", "student", "teacher", "method"]
+    """One study per method, group and repeat, one final run per seed; otherwise a :class:`ReportError`."""
+    keys = ["dataset", "student", "teacher", "method", "repeat"]
     for key, part in runs.groupby(keys, dropna=False, sort=True):
         studies = part.drop_duplicates(["study", "settings_hash"])
         if len(studies) > 1:
@@ -144,6 +193,11 @@ def comparison(
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS + EXTRA)
     runs = choose_studies(runs, studies)
+    if runs["budget"].nunique() > 1:
+        raise ReportError(
+            f"the final runs hold several budgets ({', '.join(sorted(set(runs['budget'])))}); one table "
+            "per budget: comparisons(runs) or `make report BUDGETS=...`"
+        )
     check_identity(runs)
     out = []
     kd = runs[runs["teacher"].notna()]
@@ -152,20 +206,100 @@ def comparison(
     )
     for dataset, student, teacher in groups:
         same = (runs["dataset"] == dataset) & (runs["student"] == student)
-        baseline = runs[same & (runs["method"] == "baseline")]
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
-        base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
-        rows = [
-            _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
-            for method, part in members.groupby("method", sort=True)
-        ]
-        rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
+        per_repeat = {
+            repeat: _repeat_rows(dataset, student, teacher, part, n_resamples, ci)
+            for repeat, part in members.groupby("repeat", sort=True)
+        }
+        rows = next(iter(per_repeat.values())) if len(per_repeat) == 1 else aggregate_repeats(per_repeat)
         for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
             r["p_holm"] = adjusted
-        for r, problems in zip(rows, equal_terms(rows), strict=True):
-            r["budget_check"] = "; ".join(problems) if problems else "ok"
+            r.pop("_values", None), r.pop("_scores", None)
         out.extend(rows)
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+
+
+def _repeat_rows(
+    dataset: str, student: str, teacher: str | None, members: pd.DataFrame, n_resamples: int, ci: str
+) -> list[dict[str, Any]]:
+    """The rows of one repeat: each method against that repeat's baseline, checked for equal terms."""
+    baseline = members[members["method"] == "baseline"]
+    base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
+    rows = [
+        _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
+        for method, part in members.groupby("method", sort=True)
+    ]
+    rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
+    add_crossover(rows)
+    for r, problems in zip(rows, equal_terms(rows), strict=True):
+        r["budget_check"] = "; ".join(problems) if problems else "ok"
+    return rows
+
+
+def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per method over R independent studies (repeats), tuning variance included.
+
+    The model: a paired comparison of repeat means. Repeat r of a method and of the baseline share
+    their sampler and hold-out seeds; d_r = (method's mean over the final seeds of its repeat-r
+    study) − (the baseline's, repeat r). Δ is the mean of d_r, its interval and p-value the paired
+    t over the R repeats (R − 1 degrees of freedom), so the spread of what tuning selected in each
+    repeat — not only the seed noise of one selection — sets the interval. ``miou_mean``/``miou_std``
+    are over all repeats × seeds; ``budget_check`` lists each repeat's problems (``r1: …``);
+    ``crossover_trials`` uses the expected-best curves averaged over the repeats.
+    """
+    repeats = sorted(per_repeat)
+    by_method: dict[str, dict[int, dict[str, Any]]] = {}
+    for repeat, rows in per_repeat.items():
+        for r in rows:
+            by_method.setdefault(r["method"], {})[repeat] = r
+    base = by_method.get("baseline", {})
+    base_means = {k: np.mean(list(r["_scores"].values())) for k, r in base.items()}
+    out = []
+    for method, reps in sorted(by_method.items(), key=lambda m: (m[0] != "baseline", m[0])):
+        first = reps[min(reps)]
+        scores_all = [v for r in reps.values() for v in r["_scores"].values()]
+        means = {k: np.mean(list(r["_scores"].values())) for k, r in reps.items()}
+        d = paired_delta(means, base_means, ci="t")
+        problems = [
+            f"r{k}: {r['budget_check']}" for k, r in sorted(reps.items()) if r["budget_check"] != "ok"
+        ]
+        if sorted(reps) != repeats:
+            problems.append(f"repeats {sorted(reps)} vs the comparison's {repeats}")
+        is_base = method == "baseline"
+        row = {
+            **first,
+            "repeats": len(reps),
+            "miou_mean": float(np.mean(scores_all)),
+            "miou_std": float(np.std(scores_all, ddof=1)) if len(scores_all) > 1 else math.nan,
+            "delta": 0.0 if is_base else d.delta,
+            "delta_ci_low": math.nan if is_base else d.ci_low,
+            "delta_ci_high": math.nan if is_base else d.ci_high,
+            "p_value": math.nan if is_base else d.p_value,
+            "mde": math.nan if is_base else d.mde,
+            "tune_seconds": float(np.mean([r["tune_seconds"] for r in reps.values()])),
+            "pruned_frac": float(np.mean([r["pruned_frac"] for r in reps.values()])),
+            "undertuned": any(r["undertuned"] for r in reps.values()),
+            "holdout_miou": float(np.mean([r["holdout_miou"] for r in reps.values()])),
+            "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else "t over repeats"),
+            "budget_check": "; ".join(problems) or "ok",
+            "study": "; ".join(r["study"] for _, r in sorted(reps.items())),
+            "settings_hash": "; ".join(r["settings_hash"] for _, r in sorted(reps.items())),
+            "crossover_trials": "",
+        }
+        if not is_base and base:
+            row["crossover_trials"] = _mean_crossover(
+                [base[k]["_values"] for k in sorted(base)], [reps[k]["_values"] for k in sorted(reps)]
+            )
+        out.append(row)
+    return out
+
+
+def _mean_crossover(base: list[Any], method: list[Any]) -> str:
+    """Crossover of the expected-best curves averaged over repeats (each cut to the shortest study)."""
+    base_curve, method_curve = mean_expected_max(base), mean_expected_max(method)
+    if base_curve.size == 0 or method_curve.size == 0:
+        return ""
+    return crossover_label(crossover(base_curve, method_curve[-1]), base_curve.size)
 
 
 def _row(
@@ -218,13 +352,32 @@ def _row(
         "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else ci),
         "holdout_miou": _percent(tuning["holdout_miou"]),
         "default_holdout_miou": _percent(tuning.get("literature_default_miou")),
+        "budget": part["budget"].iloc[0],
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
+        "crossover_trials": "",
+        "repeats": 1,
+        "_values": tuning.get("holdout_values"),
+        "_scores": scores,
         "_tuning": list(part["tuning"]),
         "_teachers": set(part["teacher_sha256"]),
         "_seeds": sorted(scores),
     }
+
+
+def add_crossover(rows: list[dict[str, Any]]) -> None:
+    """``crossover_trials`` of each KD row: the smallest k at which the baseline's expected best
+    hold-out mIoU after k trials reaches the method's expected best at the full budget, or
+    "not within N" (N: the baseline's trials). Empty without per-trial scores (older finals)."""
+    base = next((r for r in rows if r["method"] == "baseline"), None)
+    base_values = scores(base["_values"] or []) if base else np.array([])
+    for r in rows:
+        values = scores(r["_values"] or [])
+        if r is base or base_values.size == 0 or values.size == 0:
+            continue
+        k = crossover(expected_max(base_values), expected_max(values)[-1])
+        r["crossover_trials"] = crossover_label(k, base_values.size)
 
 
 def _percent(value: float | None) -> float:
@@ -267,7 +420,7 @@ def _own_problems(r: dict[str, Any]) -> list[str]:
         problems.append("the finals retrained different best trials (the study changed between them)")
     if not t.get("budget_met", True):
         problems.append("budget not met")
-    budget = settings["budget"]
+    budget = _budget(t)
     if budget["kind"] == "trials" and budget.get("trials") is not None and t["trials"] != budget["trials"]:
         problems.append(f"{t['trials']} counted trials for a budget of {budget['trials']}")
     if budget["kind"] == "time" and budget.get("seconds") is not None:
@@ -346,14 +499,10 @@ def flags(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """comparison.csv (full precision), comparison.md and comparison.tex (2 decimals)."""
+def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -> dict[str, Path]:
+    """<name>.csv (full precision), <name>.md and <name>.tex (2 decimals)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "csv": out_dir / "comparison.csv",
-        "md": out_dir / "comparison.md",
-        "tex": out_dir / "comparison.tex",
-    }
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
     write_text_atomic(paths["csv"], table.to_csv(index=False))
     shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
@@ -368,11 +517,33 @@ def write_tables(table: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
 
 
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method."""
+    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method (first repeat)."""
     curves: dict[tuple, dict[str, list[float | None]]] = {}
-    for r in runs.drop_duplicates("study").itertuples():
+    first = runs[runs["repeat"] == runs["repeat"].min()] if not runs.empty else runs  # one study each
+    for r in first.drop_duplicates("study").itertuples():
         key = (r.dataset, r.student)
         curves.setdefault(key, {})[r.method] = [
             None if v is None else 100 * v for v in r.tuning["best_so_far"]
         ]
     return curves
+
+
+def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float | None]]]]:
+    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher, method
+    and repeat (one list per study).
+
+    The baseline appears in every teacher's group (it is every KD method's reference). Finals
+    without per-trial scores (older versions) are left out.
+    """
+    out: dict[tuple, dict[str, list[list[float | None]]]] = {}
+    rows = runs.drop_duplicates("study").sort_values(["repeat", "study"])
+    teachers = sorted({t for t in rows["teacher"] if isinstance(t, str)}) or [None]
+    for r in rows.itertuples():
+        values = r.tuning.get("holdout_values")
+        if not values:
+            continue
+        for teacher in teachers if r.method == "baseline" else [r.teacher]:
+            out.setdefault((r.dataset, r.student, teacher), {}).setdefault(r.method, []).append(
+                [None if v is None else 100 * v for v in values]
+            )
+    return out

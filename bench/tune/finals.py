@@ -8,6 +8,7 @@ the study's realised budget and tuning curve under ``tuning``, so the report nee
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,15 @@ log = logging.getLogger("bench")
 
 
 def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method: str | None) -> list[str]:
-    """Studies of the dataset × student × teacher group of ``cfg`` under its budget (all methods or one)."""
-    budget = st.budget_tag(cfg.tune)
+    """Studies of the dataset × student × teacher group of ``cfg`` of its budget kind (all methods or one)."""
+    kind = cfg.tune.budget
     names = []
     for name in optuna.get_all_study_names(storage):
-        dataset, student, teacher, study_method, tag = (name.split("/") + [""] * 5)[:5]
-        if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, budget):
+        parts = name.split("/")  # …/<method>/<budget kind>[/r<repeat>]: every repeat is finalised
+        if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[5].removeprefix("r").isdigit()):
+            continue
+        dataset, student, teacher, study_method, tag = parts[:5]
+        if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, kind):
             continue
         if teacher not in (cfg.teacher.name, "none") or (method and study_method != method):
             continue
@@ -41,33 +45,43 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
         what = f"method '{method}'" if method else "any method"
         raise ConfigError(
             f"no study of {what} for {cfg.dataset.name}/{cfg.student.name} (teacher {cfg.teacher.name}, "
-            f"budget {budget}) in {st.storage_url_for_log(cfg.tune)}; run `make sweep` first (same budget)"
+            f"{kind} budget) in {st.storage_url_for_log(cfg.tune)}; run `make sweep` first (same budget kind)"
         )
     return sorted(names)
 
 
 def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
-    """What a final run records about the study it comes from: its identity, settings and budget."""
-    tally = st.tally(study)
-    best = st.best_trial(study)
+    """What a final run records about its study at the budget of ``tune``: identity, settings, prefix.
+
+    Everything comes from the study's prefix at that budget (:func:`bench.tune.study.prefix`), so
+    a 20-trial comparison read from a study topped up to 30 trials is the 20-trial study's.
+    """
+    budget = st.budget_amount(tune)
+    trials = st.prefix(study, budget)
+    best = st.best_trial(study, trials)
     settings = dict(study.user_attrs["settings"])
     default = st.literature_default(study)
     return {
         "study": study.study_name,
         "settings_hash": st.settings_hash(settings),
         "settings": settings,
+        "repeat": settings.get("repeat", 0),
+        "budget": budget,
         "best_trial": best.number,
+        "best_slot": [t.number for t in trials].index(best.number),  # the prefix is slots 0, 1, …
         "best_params": best.params,
         "holdout_miou": best.value,
-        "literature_default_counted": default is not None,
+        "literature_default_counted": default is not None and default.number in {t.number for t in trials},
         "literature_default_miou": default.value if default is not None else None,
-        "trials": len(tally.counted),
-        "pruned": sum(t.state == TrialState.PRUNED for t in tally.counted),
-        "tune_seconds": tally.seconds,
+        "trials": len(trials),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "tune_seconds": sum(t.user_attrs.get("train_seconds", 0.0) for t in trials),
         "seconds_tolerance": st.seconds_tolerance(study),
-        "uncounted_failures": tally.uncounted_failures,
-        "budget_met": st.budget_met(study, tune),
-        "best_so_far": st.best_so_far(study),
+        "uncounted_failures": st.tally(study).uncounted_failures,
+        "budget_met": st.prefix_met(trials, budget),
+        "best_so_far": st.best_so_far(trials),
+        # every counted trial's hold-out score in slot order (None: pruned or diverged)
+        "holdout_values": [t.value if t.state == TrialState.COMPLETE else None for t in trials],
     }
 
 
@@ -79,14 +93,26 @@ def teacher_miou(cfg: RunConfig) -> float | None:
     return metrics.get("miou")
 
 
-def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str, Any]]:
-    """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows."""
+def run_finals(
+    overrides: list[str], method: str | None = None, at_requested: bool = False
+) -> list[dict[str, Any]]:
+    """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows.
+
+    The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
+    ``at_requested``, each study's own: the largest budget its sweeps asked for.
+    """
     cfg = load_config(overrides)
     storage = st.open_storage(cfg.tune)
     rows = []
     for name in select_studies(cfg, storage, method):
         study = optuna.load_study(study_name=name, storage=storage)
-        summary = study_summary(study, cfg.tune)
+        tune = cfg.tune
+        if at_requested:
+            asked = st.requested_budget(study)
+            tune = replace(
+                tune, trials=asked["trials"] or tune.trials, seconds=asked["seconds"] or tune.seconds
+            )
+        summary = study_summary(study, tune)
         summary["storage"] = mask_url(st.storage_url(cfg.tune))
         if not summary["budget_met"]:
             log.warning(
@@ -99,12 +125,14 @@ def run_finals(overrides: list[str], method: str | None = None) -> list[dict[str
             run_overrides = [
                 *study.user_attrs["overrides"],
                 *overrides,
+                f"tune.trials={tune.trials}",  # the comparison's budget (per study with at_requested)
+                f"tune.seconds={tune.seconds}",
                 f"method={summary['settings']['method']}",
                 *best,
                 f"seed={seed}",
                 "train.split=train",
                 "eval.split=val",
-                f"output_dir={Path(cfg.tune.finals_dir) / name / f'seed{seed}'}",
+                f"output_dir={Path(tune.finals_dir) / name / st.budget_tag(tune) / f'seed{seed}'}",
                 "resume=true",
             ]
             run_cfg = load_config(run_overrides)

@@ -101,45 +101,50 @@ def _executor(cfg: RunConfig, name: str) -> Any:
     return executor
 
 
-def slurm_worker(overrides: list[str], index: int) -> None:
-    """One array task: one sweep worker."""
+def slurm_worker(studies: list[list[str]], index: int) -> None:
+    """One array task: one sweep worker over the studies (:func:`bench.tune.runner.work_on`)."""
     from bench.cli import setup_logging
     from bench.tune.processes import raise_on_sigterm
-    from bench.tune.runner import Sweep
+    from bench.tune.runner import work_on
 
     setup_logging()
     raise_on_sigterm()
     storage = os.environ.get(STORAGE_ENV)
-    if storage:
-        overrides = [*overrides, f"tune.storage='{storage}'"]
-    Sweep.open(overrides).run_worker()
+    work_on([[*overrides, f"tune.storage='{storage}'"] if storage else overrides for overrides in studies])
 
 
-def launch_workers(sweep: Sweep) -> None:
-    """Submit ``launcher.jobs`` (default ``tune.workers``) workers as one array; wait if asked."""
+def launch_workers(sweeps: list[Sweep]) -> None:
+    """Submit ``launcher.jobs`` (default ``tune.workers``) workers as one array over the studies
+    (the repeats of one method); wait if asked."""
+    from bench.tune.runner import rotations
     from bench.tune.status import study_status
 
-    cfg = sweep.cfg
+    cfg = sweeps[0].cfg
+    name = sweeps[0].name
     if cfg.launcher.name not in LAUNCHERS:
         raise ConfigError(f"launcher.name='{cfg.launcher.name}'; valid: {', '.join(LAUNCHERS)}")
     n = job_count(cfg)
-    overrides = [o for o in sweep.overrides if not o.lstrip("+~").startswith("tune.storage=")]
+    studies = [
+        [[o for o in overrides if not o.lstrip("+~").startswith("tune.storage=")] for overrides in rotation]
+        for rotation in rotations(sweeps, n)
+    ]
     if cfg.tune.storage:
         os.environ[STORAGE_ENV] = cfg.tune.storage  # inherited by sbatch / the local jobs, never pickled
-    executor = _executor(cfg, sweep.name)
-    jobs = executor.map_array(slurm_worker, [overrides] * n, range(n))
+    executor = _executor(cfg, name)
+    jobs = executor.map_array(slurm_worker, studies, range(n))
     for job in jobs:
-        log.info("%s: job %s, log %s", sweep.name, job.job_id, job.paths.stdout)
+        log.info("%s: job %s, log %s", name, job.job_id, job.paths.stdout)
     if not cfg.launcher.wait:
         return
     try:
         while not all(job.done() for job in jobs):
             time.sleep(min(POLL_SECONDS, cfg.tune.heartbeat_interval))
-            print(study_status(sweep.study, cfg.tune.heartbeat_grace).line(), flush=True)
+            for sweep in sweeps:
+                print(study_status(sweep.study, cfg.tune.heartbeat_grace).line(), flush=True)
     except KeyboardInterrupt:
         for job in jobs:
             job.cancel(check=False)
-        log.warning("%s: cancelled %d job(s); their trials go stale, replaced on resume", sweep.name, n)
+        log.warning("%s: cancelled %d job(s); their trials go stale, replaced on resume", name, n)
         raise
     failed = []
     for job in jobs:

@@ -176,12 +176,13 @@ class Sweep:
     def name(self) -> str:
         return self.study.study_name
 
-    def run_worker(self) -> None:
+    def run_worker(self, wait: bool = True) -> None:
         """Claim and run trials until the budget is met.
 
         Before each claim the worker fails stale trials (their workers died, on any host). When the
         rest of the budget is in other workers' running trials it waits for them: if one of them dies
-        its trial goes stale after ``tune.heartbeat_grace`` and this worker replaces it.
+        its trial goes stale after ``tune.heartbeat_grace`` and this worker replaces it. With
+        ``wait=False`` it returns instead (a worker of several studies moves on to the next one).
         """
         tune = self.cfg.tune
         started = time.perf_counter()
@@ -196,6 +197,8 @@ class Sweep:
                     "crashed (see their fail_reason/error attributes); fix the cause and rerun to resume"
                 )
             if not st.budget_left(self.study, tune, time.time()):
+                if not wait:
+                    return
                 time.sleep(min(tune.heartbeat_interval, 5.0))  # the rest runs in other workers' trials
                 continue
             trial = self.study.ask(self.space.distributions)
@@ -330,52 +333,84 @@ def discard_checkpoints(out: Path) -> None:
     (out / "model.pt").unlink(missing_ok=True)
 
 
-def _worker_main(overrides: list[str], worker: int, threads: int) -> None:
+def work_on(studies: Sequence[Sequence[str]]) -> None:
+    """One worker over several studies (the repeats of a method): claim trials from the first study
+    with budget left, then the next, so no worker idles while any study has trials to start; then
+    wait for the others' running trials (replacing any that go stale)."""
+    sweeps = [Sweep.open(overrides) for overrides in studies]
+    for sweep in sweeps:
+        sweep.run_worker(wait=False)
+    for sweep in sweeps:
+        sweep.run_worker()
+
+
+def _worker_main(studies: list[list[str]], worker: int, threads: int) -> None:
     from bench.cli import setup_logging
 
     setup_logging()
     torch.set_num_threads(threads)
-    Sweep.open(overrides).run_worker()
+    work_on(studies)
 
 
 def run_sweep(overrides: Sequence[str]) -> Sweep:
     """Tune one study to its budget with ``tune.workers`` processes; resumes an existing study."""
-    sweep = Sweep.open(overrides)
-    tune = sweep.cfg.tune
-    stale = hb.fail_stale_trials(sweep.study, tune.heartbeat_grace)
-    if stale:
-        log.info("%s: trials %s of dead workers failed (not counted), to be replaced", sweep.name, stale)
-    log.info(
-        "study %s on %s: %s, %d counted trials so far",
-        sweep.name,
-        st.storage_url_for_log(tune),
-        st.budget_tag(tune),
-        len(st.tally(sweep.study).counted),
-    )
+    return run_sweeps([overrides])[0]
+
+
+def run_sweeps(studies: Sequence[Sequence[str]]) -> list[Sweep]:
+    """Tune several studies (the repeats of a method, :func:`bench.tune.study.repeat_overrides`)
+    concurrently with one set of ``tune.workers`` workers (the first study's): worker i starts on
+    study i mod S and moves on when no trial of it is left to start. Resumes existing studies."""
+    sweeps = [Sweep.open(overrides) for overrides in studies]
+    first = sweeps[0]
+    for sweep in sweeps:
+        tune = sweep.cfg.tune
+        stale = hb.fail_stale_trials(sweep.study, tune.heartbeat_grace)
+        if stale:
+            log.info("%s: trials %s of dead workers failed (not counted), to be replaced", sweep.name, stale)
+        log.info(
+            "study %s on %s: %s, %d counted trials so far",
+            sweep.name,
+            st.storage_url_for_log(tune),
+            st.budget_tag(tune),
+            len(st.tally(sweep.study).counted),
+        )
     try:
-        if sweep.cfg.launcher.name != "local":
+        if first.cfg.launcher.name != "local":
             from bench.tune.launch import launch_workers
 
-            launch_workers(sweep)
-        elif tune.workers == 1:
-            sweep.run_worker()
+            launch_workers(sweeps)
+        elif first.cfg.tune.workers == 1:
+            work_on(rotations(sweeps, 1)[0])
         else:
-            _run_worker_processes(sweep, overrides)
+            _run_worker_processes(sweeps, rotations(sweeps, first.cfg.tune.workers))
     finally:
-        st.record_realised_budget(sweep.study)
-    return sweep
+        for sweep in sweeps:
+            st.record_realised_budget(sweep.study)
+    return sweeps
 
 
-def _run_worker_processes(sweep: Sweep, overrides: Sequence[str]) -> None:
-    """``tune.workers`` processes on this machine (see :func:`bench.utils.devices.worker_slots`);
+def rotations(sweeps: Sequence[Sweep], workers: int) -> list[list[list[str]]]:
+    """Each worker's studies (as overrides) in the order it works on them: worker i starts on
+    study i mod S, so the studies start evenly spread over the workers."""
+    n = len(sweeps)
+    return [[list(sweeps[(i + k) % n].overrides) for k in range(n)] for i in range(workers)]
+
+
+def _run_worker_processes(sweeps: list[Sweep], rotations: list[list[list[str]]]) -> None:
+    """One process per rotation on this machine (see :func:`bench.utils.devices.worker_slots`);
     interrupted, their trials are failed (not counted)."""
-    cfg = sweep.cfg
+    cfg = sweeps[0].cfg
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    slots = worker_slots(cfg.tune.workers, gpus, cfg.tune.workers_per_gpu)
-    args = [([*overrides, *slot.overrides], i, slot.threads) for i, slot in enumerate(slots)]
+    slots = worker_slots(len(rotations), gpus, cfg.tune.workers_per_gpu)
+    args = [
+        ([[*overrides, *slot.overrides] for overrides in rotation], i, slot.threads)
+        for i, (rotation, slot) in enumerate(zip(rotations, slots, strict=True))
+    ]
 
     def on_stopped(pids: set[int]) -> None:
-        for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
-            discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
+        for sweep in sweeps:
+            for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
+                discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
 
     run_workers(_worker_main, args, on_stopped)

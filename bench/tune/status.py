@@ -23,12 +23,12 @@ class StudyStatus:
     running: int
     stale: int  # running trials whose lease has expired (failed at the next worker's claim)
     failed: int  # uncounted failures (crashes, OOM, stale, interrupted)
-    best: float | None
+    best: float | None  # hold-out mIoU, a fraction (printed in percent)
     best_trial: int | None
     eta_seconds: float | None  # at the pace of the counted trials, with the workers now running
 
     def line(self) -> str:
-        best = f"{self.best:.4f} (#{self.best_trial})" if self.best is not None else "-"
+        best = f"{100 * self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
         eta = "-" if self.eta_seconds is None else duration(self.eta_seconds) if self.eta_seconds else "done"
         return (
             f"{self.name}: {self.target} counted, {self.running} running, {self.stale} stale, "
@@ -41,8 +41,8 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
     t = st.tally(study)
     stale = sum(1 for r in t.running if hb.stale_reason(r, grace, now) is not None)
     live = len(t.running) - stale
-    settings = study.user_attrs.get("settings") or {}
-    budget = settings.get("budget") or {}
+    # the largest budget a sweep asked of the study (its name and settings leave the amount out)
+    budget = study.user_attrs.get(st.REQUESTED) or {}
     complete = [c for c in t.counted if c.state == TrialState.COMPLETE]
     best = max(complete, key=lambda c: c.value) if complete else None
     walls = [c.user_attrs.get("wall_seconds", 0.0) for c in t.counted]

@@ -26,7 +26,11 @@ two live trials never share a slot, so concurrent asks never share a seed. A rep
 attempt (re-runs the same sampled configuration) when its predecessor was interrupted or its worker
 died, and takes the next attempt (a new draw) after failures that may come from the configuration
 (out of memory, an invalid value, an exception). With a trial budget, slots ≥ ``tune.trials`` are
-discarded before they train, so the counted trials are exactly slots 0 … trials−1.
+discarded before they train, so the counted trials are exactly slots 0 … trials−1; a later, larger
+budget gives those slots back (:func:`enqueue_discarded_slots`) and continues with the next ones.
+
+Budgets are prefixes: a study's name and settings hash leave the budget's amount out, and the
+comparison at budget N reads slots 0 … N−1 (:func:`prefix`), so one study serves every budget.
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.config import load_config
 from bench.config.compose import to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
 from bench.errors import CheckpointError, ConfigError
 from bench.methods import TERMS
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
+from bench.utils.runtime import derive_seed
 from bench.utils.secrets import mask_in, mask_url
 
 JOURNAL = "optuna.journal"
@@ -118,15 +124,51 @@ def needs_teacher(cfg: RunConfig) -> bool:
 
 
 def study_name(cfg: RunConfig) -> str:
-    """``<dataset>/<student>/<teacher or none>/<method>/<budget>``, e.g. ``synthetic/…/kd/trials20``."""
+    """``<dataset>/<student>/<teacher or none>/<method>/<budget kind>``, e.g. ``synthetic/…/kd/trials``.
+
+    The budget's amount is not part of a study's identity: a study serves every budget as a prefix
+    of its slots (:func:`prefix`), and a larger budget tops the same study up. Trial and time
+    budgets are different studies (``…/trials`` and ``…/time``).
+    """
     teacher = cfg.teacher.name if needs_teacher(cfg) else "none"
-    return "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, budget_tag(cfg.tune)))
+    name = "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, cfg.tune.budget))
+    return name + (f"/r{cfg.tune.repeat}" if cfg.tune.repeat else "")  # repeat 0: no suffix
+
+
+def repeat_overrides(overrides: list[str], repeat: int) -> list[str]:
+    """The overrides of repeat ``repeat`` of a study: its index and its own sampler and hold-out seeds.
+
+    Repeat 0 keeps the configured ``tune.sampler_seed`` and ``dataset.holdout_seed``; repeat r > 0
+    derives both from (configured seed, r). Every method's repeat r gets the same seeds, so the
+    methods of one repeat share their hold-out split and slot seeds (common random numbers) while
+    repeats are independent tuning runs under an identical protocol.
+    """
+    cfg = load_config(overrides)
+    seeds = (cfg.tune.sampler_seed, cfg.dataset.holdout_seed)
+    if repeat:
+        seeds = tuple(derive_seed(s, 0x5EED, repeat) for s in seeds)
+    return [
+        *overrides,
+        f"tune.repeat={repeat}",
+        f"tune.sampler_seed={seeds[0]}",
+        f"dataset.holdout_seed={seeds[1]}",
+    ]
 
 
 def budget_tag(tune: TuneConfig) -> str:
+    """The budget with its amount, e.g. ``trials20`` or ``time3600s`` (finals are kept per budget)."""
     if tune.budget == "trials":
         return f"trials{tune.trials}"
     return f"time{tune.seconds:g}s"
+
+
+def budget_amount(tune: TuneConfig) -> dict[str, Any]:
+    """The budget a comparison is made at: its kind and amount (trials or training seconds)."""
+    return {
+        "kind": tune.budget,
+        "trials": tune.trials if tune.budget == "trials" else None,
+        "seconds": tune.seconds if tune.budget == "time" else None,
+    }
 
 
 def trial_iterations(cfg: RunConfig) -> int:
@@ -145,11 +187,8 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         "student": cfg.student.name,
         "teacher": cfg.teacher.name if needs_teacher(cfg) else None,
         "method": cfg.method.name,
-        "budget": {
-            "kind": t.budget,
-            "trials": t.trials if t.budget == "trials" else None,
-            "seconds": t.seconds if t.budget == "time" else None,
-        },
+        "repeat": t.repeat,
+        "budget": {"kind": t.budget},  # the amount is per comparison, not per study
         "sampler": t.sampler,
         "sampler_seed": t.sampler_seed,
         "pruner": t.pruner,
@@ -164,12 +203,14 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
-    """A study's identity beyond its name: the hash of its settings without the budget amount.
+    """A study's identity beyond its name: the hash of its settings (the budget's kind, not its amount).
 
-    The budget is left out so that one study can serve several budgets as prefixes of its slots;
-    studies of equal hash were tuned under identical terms.
+    One study serves several budgets as prefixes of its slots; studies of equal hash were tuned
+    under identical terms.
     """
-    blob = json.dumps({k: v for k, v in settings.items() if k != "budget"}, sort_keys=True, default=str)
+    kept = {k: v for k, v in settings.items() if k != "budget"}
+    kept["budget_kind"] = (settings.get("budget") or {}).get("kind")
+    blob = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -240,7 +281,38 @@ def open_study(
             f"study '{name}' already exists with other settings ({', '.join(changed)}); a study must keep "
             "its settings to stay comparable — restore them, or use another storage (STORAGE=...)"
         )
+    record_requested_budget(study, cfg.tune)
+    enqueue_discarded_slots(study, cfg.tune)
     return study
+
+
+REQUESTED = "requested_budget"
+
+
+def record_requested_budget(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
+    """Store the largest budget a sweep has asked of this study: what `make final` uses by default.
+
+    The study's name leaves the amount out (budgets are prefixes), so without it a plain
+    ``make final`` would not know whether ``TRIALS=30`` topped the study up.
+    """
+    asked = budget_amount(tune)
+    stored = study.user_attrs.get(REQUESTED)
+    amount = "trials" if tune.budget == "trials" else "seconds"
+    if stored is None or stored[amount] is None or stored[amount] < asked[amount]:
+        study.set_user_attr(REQUESTED, asked)
+        return asked
+    return stored
+
+
+def requested_budget(study: optuna.Study) -> dict[str, Any]:
+    """The budget recorded by :func:`record_requested_budget` (the largest a sweep asked for)."""
+    stored = study.user_attrs.get(REQUESTED)
+    if stored is None:
+        raise ConfigError(
+            f"study '{study.study_name}' records no requested budget (it predates budgets as prefixes); "
+            "name the budget: make final TRIALS=N (or BUDGET=time:SECONDS)"
+        )
+    return stored
 
 
 @dataclass
@@ -300,6 +372,63 @@ def counted_by_slot(study: optuna.Study) -> list[FrozenTrial]:
     trials = study.get_trials(deepcopy=False)
     key = slots(trials)
     return sorted((t for t in trials if is_counted(t)), key=lambda t: key[t.number])
+
+
+def prefix(study: optuna.Study, budget: dict[str, Any]) -> list[FrozenTrial]:
+    """The counted trials a comparison at ``budget`` (:func:`budget_amount`) uses, in slot order.
+
+    Trials: slots 0 … N−1. Time: slots in order while the training seconds of those before stay
+    below the budget (what one worker would have started). Either way the prefix stops at the
+    first slot that is not counted yet (running, or waiting for its replacement), so a budget of N
+    reads the same trials from a study of N slots and from one topped up to more.
+    """
+    trials = study.get_trials(deepcopy=False)
+    key = slots(trials)
+    counted = {key[t.number][0]: t for t in trials if is_counted(t)}
+    out: list[FrozenTrial] = []
+    spent = 0.0
+    for slot in range(len(counted)):
+        if slot not in counted:
+            break
+        if budget["kind"] == "trials" and slot >= budget["trials"]:
+            break
+        if budget["kind"] == "time" and spent >= budget["seconds"]:
+            break
+        out.append(counted[slot])
+        spent += counted[slot].user_attrs.get("train_seconds", 0.0)
+    return out
+
+
+def prefix_met(trials: list[FrozenTrial], budget: dict[str, Any]) -> bool:
+    """Whether a prefix spends its whole budget (N trials; at least the budget's seconds)."""
+    if budget["kind"] == "trials":
+        return len(trials) >= budget["trials"]
+    return sum(t.user_attrs.get("train_seconds", 0.0) for t in trials) >= budget["seconds"]
+
+
+def enqueue_discarded_slots(study: optuna.Study, tune: TuneConfig) -> int:
+    """Give back the slots a smaller trial budget discarded, now that the budget covers them.
+
+    A worker that claims a slot beyond the budget discards it before training (``over_budget``);
+    when a later sweep raises the budget (``TRIALS=30`` after ``TRIALS=20``), that slot is enqueued
+    again (same slot and attempt, so the same sampler seed) instead of being skipped, and the
+    topped-up study's slots stay 0, 1, 2, … like those of a study run to the larger budget at once.
+    Returns how many slots were enqueued.
+    """
+    if tune.budget != "trials":
+        return 0
+    trials = study.get_trials(deepcopy=False)
+    key = slots(trials)
+    live = (TrialState.WAITING, TrialState.RUNNING)
+    held = {key[t.number][0] for t in trials if t.state in live or is_counted(t) or is_uncounted_failure(t)}
+    enqueued = set()
+    for t in sorted(trials, key=lambda t: key[t.number]):
+        slot, attempt = key[t.number]
+        if fail_reason(t) != DISCARDED or slot >= tune.trials or slot in held or slot in enqueued:
+            continue
+        study.enqueue_trial({}, user_attrs={REPLACES: t.number, SLOT: slot, ATTEMPT: attempt})
+        enqueued.add(slot)
+    return len(enqueued)
 
 
 def enqueue_replacement(study: optuna.Study, number: int) -> bool:
@@ -378,24 +507,24 @@ def over_budget(study: optuna.Study, tune: TuneConfig, number: int) -> bool:
 
 
 def budget_met(study: optuna.Study, tune: TuneConfig) -> bool:
-    t = tally(study)
+    """Whether the sweep is done: slots 0 … trials−1 counted, or the counted seconds spent."""
     if tune.budget == "trials":
-        return len(t.counted) >= tune.trials
-    return t.seconds >= tune.seconds
+        return prefix_met(prefix(study, budget_amount(tune)), budget_amount(tune))
+    return tally(study).seconds >= tune.seconds
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The COMPLETE trial with the highest hold-out score."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+def best_trial(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial:
+    """The COMPLETE trial of ``trials`` (a :func:`prefix`) with the highest hold-out score."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         raise ConfigError(f"study '{study.study_name}' has no completed trial yet; run its sweep first")
     return max(complete, key=lambda t: (t.value, -t.number))
 
 
-def best_so_far(study: optuna.Study) -> list[float | None]:
-    """Best hold-out score after each counted trial, in slot order (None until the first complete)."""
+def best_so_far(trials: list[FrozenTrial]) -> list[float | None]:
+    """Best hold-out score after each trial of a prefix, in slot order (None until the first complete)."""
     best, curve = None, []
-    for t in counted_by_slot(study):
+    for t in trials:
         if t.state == TrialState.COMPLETE and (best is None or t.value > best):
             best = t.value
         curve.append(best)

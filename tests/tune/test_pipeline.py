@@ -26,13 +26,14 @@ def results(tmp_path_factory, teachers_dir) -> Path:
     for method in ("baseline", "kd"):
         run_sweep([*args, f"method={method}"])
     run_finals(args)
+    run_finals([*args, "tune.trials=2"])  # the same studies at a smaller budget: their first 2 slots
     return tmp
 
 
 def test_finals_train_on_train_and_score_on_val_once_per_seed(results):
     from bench.results import load_rows
 
-    rows = load_rows(results / "finals")
+    rows = [r for r in load_rows(results / "finals") if r["tuning"]["budget"]["trials"] == 3]
     runs = sorted((r["method"], r["seed"]) for r in rows)
     assert runs == [("baseline", 0), ("baseline", 1), ("kd", 0), ("kd", 1)]
     for r in rows:
@@ -47,7 +48,7 @@ def test_finals_train_on_train_and_score_on_val_once_per_seed(results):
 def test_report_on_the_pipeline(results):
     args = ["--finals", str(results / "finals"), "--out", str(results), "--resamples", "500"]
     assert report_main(args) == 0
-    table = pd.read_csv(results / "tables" / "comparison.csv")
+    table = pd.read_csv(results / "tables" / "comparison.csv", dtype={"crossover_trials": str})
     assert list(table.columns[: len(COLUMNS)]) == COLUMNS
     assert list(table["method"]) == ["baseline", "kd"]
     assert list(table["trials"]) == [3, 3] and list(table["seeds"]) == [2, 2]
@@ -56,6 +57,12 @@ def test_report_on_the_pipeline(results):
     assert kd.teacher_miou > 0 and kd.extra_dims == "method.terms.kd.weight method.terms.kd.temperature"
     assert kd.ci_method in ("t", "none (constant Δ)") and 0 <= kd.pruned_frac <= 1
     assert len(set(table["settings_hash"])) == 2 and isinstance(kd.teacher_sha256, str)
+    assert kd.crossover_trials in ("1", "2", "3", "not within 3")
+    assert (results / "figures" / "budget_curves.pdf").is_file()
+    # the same studies at 2 trials: a table of their own, from the first two slots
+    small = pd.read_csv(results / "tables" / "comparison_trials2.csv")
+    assert list(small["trials"]) == [2, 2] and list(small["budget_check"]) == ["ok", "ok"]
+    assert list(small["study"]) == list(table["study"])
 
 
 def test_notebook_executes_top_to_bottom(results):
@@ -76,4 +83,4 @@ def test_notebook_executes_top_to_bottom(results):
                 os.environ[key] = value
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # with the budget curves

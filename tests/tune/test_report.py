@@ -78,6 +78,7 @@ def _write(
             "literature_default_counted": True,
             "literature_default_miou": 0.3,
             "best_so_far": list(curve),
+            "holdout_values": list(curve),
             "budget_met": True,
             "teacher_miou": 0.385 if teacher else None,
             **(tuning or {}),
@@ -119,6 +120,10 @@ def test_comparison_table(finals):
     assert base.extra_dims == ""
     assert kd.undertuned and not base.undertuned  # +10 points in the last trial, far above the seed sd
     assert kd.budget_check == "ok" and base.budget_check == "ok"
+    # kd's expected best after 4 trials, 0.3 + 0.2·(1 − (3/4)⁴) = 0.437, is above anything the
+    # baseline reaches (its best is 0.4); fitnet's equals the baseline's at k = 4
+    assert kd.crossover_trials == "not within 4" and table.loc["fitnet"].crossover_trials == "4"
+    assert base.crossover_trials == ""
     assert (
         table.loc["fitnet"].budget_check == "3 counted trials for a budget of 4; 3 trials vs the baseline's 4"
     )
@@ -273,8 +278,10 @@ def test_report_writes_tables_and_figures(finals, tmp_path, capsys):
     head = md.split("| dataset")[0]
     assert "fitnet: 3 counted trials for a budget of 4" in head and "kd: undertuned" in head
     assert "\\begin{tabular}" in (out / "tables" / "comparison.tex").read_text()
-    for name in ("gaps.png", "tuning_curves.png"):
+    for name in ("gaps.png", "tuning_curves.png", "budget_curves.png"):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "figures" / "budget_curves.pdf").read_bytes()[:4] == b"%PDF"
+    assert "crossover_trials" in csv.columns
     err = capsys.readouterr().err
     assert "fitnet: 3 counted trials for a budget of 4" in err and "kd: undertuned" in err
 
@@ -331,3 +338,75 @@ def test_fault_collapsed_space_passed_every_old_check(tmp_path):
         _write(tmp_path / "finals", "kd", "big", seed, 71.0, space=tuned["space"])
     kd = _table(tmp_path / "finals").loc["kd"]
     assert "shared search space differs from the baseline's (train.optimizer.lr" in kd.budget_check
+
+
+def test_one_table_per_budget_from_the_same_studies(tmp_path, capsys):
+    """Finals of one study at two budgets (make final TRIALS=2, then TRIALS=4): one table each."""
+    for trials, gain in ((2, 0.5), (4, 1.5)):
+        budget = {"budget": {"kind": "trials", "trials": trials, "seconds": None}}
+        for seed in range(3):
+            for method, teacher, miou in (("baseline", None, 70.0 + seed), ("kd", "big", 70.0 + seed + gain)):
+                study = f"synthetic/tiny/{teacher}/{method}/trials"
+                folder = f"{study}/trials{trials}"
+                _write(
+                    tmp_path, method, teacher, seed, miou, trials, study=study, folder=folder, tuning=budget
+                )
+    out = tmp_path / "out"
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,4"]) == 0
+    for trials, gain in ((2, 0.5), (4, 1.5)):
+        csv = pd.read_csv(out / "tables" / f"comparison_trials{trials}.csv").set_index("method")
+        assert csv.loc["kd", "delta"] == pytest.approx(gain) and csv.loc["kd", "trials"] == trials
+        assert (csv["budget_check"] == "ok").all() and set(csv["budget"]) == {f"trials{trials}"}
+    # comparison.csv is the largest budget's table
+    assert pd.read_csv(out / "tables" / "comparison.csv").set_index("method").loc["kd", "trials"] == 4
+    assert "budget trials2:" in capsys.readouterr().out
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,8"]) == 2
+    assert "make final TRIALS=N" in capsys.readouterr().err
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--budgets", "2,x"]) == 2
+
+
+def _repeats(root, kd_seed_r1=1, kd_repeats=(0, 1)):
+    """Two repeats (independent studies) of baseline and kd, three seeds each."""
+    scores = {0: ([70.0, 71.0, 72.0], [71.0, 73.0, 72.5]), 1: ([69.0, 70.0, 71.0], [72.0, 72.0, 73.0])}
+    for repeat, (base, kd) in scores.items():
+        tag = "trials" + (f"/r{repeat}" if repeat else "")
+        for seed in range(3):
+            kw = {"tuning": {"repeat": repeat}, "repeat": repeat}
+            study = f"synthetic/tiny/None/baseline/{tag}"
+            _write(root, "baseline", None, seed, base[seed], study=study, sampler_seed=repeat, **kw)
+            if repeat in kd_repeats:
+                seed_kd = kd_seed_r1 if repeat else 0
+                study = f"synthetic/tiny/big/kd/{tag}"
+                _write(root, "kd", "big", seed, kd[seed], study=study, sampler_seed=seed_kd, **kw)
+
+
+def test_repeats_aggregate_as_a_paired_comparison_of_repeat_means(tmp_path):
+    from scipy import stats
+
+    _repeats(tmp_path)
+    table = _table(tmp_path)
+    base, kd = table.loc["baseline"], table.loc["kd"]
+    assert base.repeats == kd.repeats == 2 and kd.seeds == 3
+    d = np.array([np.mean([71.0, 73.0, 72.5]) - 71.0, np.mean([72.0, 72.0, 73.0]) - 70.0])
+    assert kd.delta == pytest.approx(d.mean()) == pytest.approx(1.75)
+    low, high = stats.t.interval(0.95, 1, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(2))
+    assert (kd.delta_ci_low, kd.delta_ci_high) == pytest.approx((low, high))
+    assert kd.p_value == pytest.approx(stats.ttest_1samp(d, 0).pvalue) and kd.ci_method == "t over repeats"
+    # the tuning variance widens the interval: seeds pooled as if from one study would exclude 0
+    pooled = stats.ttest_rel([71.0, 73.0, 72.5, 72.0, 72.0, 73.0], [70.0, 71.0, 72.0, 69.0, 70.0, 71.0])
+    assert pooled.pvalue < 0.05 < kd.p_value
+    assert kd.miou_mean == pytest.approx(np.mean([71.0, 73.0, 72.5, 72.0, 72.0, 73.0]))
+    assert kd.budget_check == "ok" and base.budget_check == "ok"
+    assert kd.study == "synthetic/tiny/big/kd/trials; synthetic/tiny/big/kd/trials/r1"
+    out = tmp_path / "out"
+    assert report_main(["--finals", str(tmp_path), "--out", str(out), "--resamples", "200"]) == 0
+    assert (out / "figures" / "budget_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_equal_terms_are_checked_in_every_repeat(tmp_path):
+    _repeats(tmp_path, kd_seed_r1=7)  # repeat 1 of kd tuned with another sampler seed
+    kd = _table(tmp_path).loc["kd"]
+    assert kd.budget_check == "r1: sampler_seed differs from the baseline's"
+    _repeats(tmp_path / "b", kd_repeats=(0,))  # kd ran one repeat, the baseline two
+    kd = _table(tmp_path / "b").loc["kd"]
+    assert "repeats [0] vs the comparison's [0, 1]" in kd.budget_check

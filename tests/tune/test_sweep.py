@@ -100,6 +100,29 @@ def test_concurrent_worker_processes_meet_the_budget_exactly(tmp_path):
     ]
 
 
+def test_repeats_run_concurrently_on_one_set_of_workers(tmp_path):
+    """tune.repeats=2 with WORKERS=2: worker i starts on repeat i, both repeats train at once, and a
+    worker whose repeat has no trial left to start moves on to the other; every budget stays exact."""
+    args = sweep_args(tmp_path, None, "tune.trials=3", "tune.workers=2", "tune.repeats=2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sweep", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    studies = [_study(st.repeat_overrides(args, r))[0] for r in range(2)]
+    assert [s.study_name.endswith("/r1") for s in studies] == [False, True]
+    counted = [st.tally(s).counted for s in studies]
+    assert [len(c) for c in counted] == [3, 3]
+    owners = [{t.user_attrs["owner"]["pid"] for t in c} for c in counted]
+    assert len(owners[0] | owners[1]) == 2  # two worker processes ...
+    first = [min(c, key=lambda t: t.datetime_start) for c in counted]
+    last = [max(c, key=lambda t: t.datetime_complete) for c in counted]
+    # ... and the repeats overlapped in time (each started before the other finished)
+    assert first[1].datetime_start < last[0].datetime_complete
+    assert first[0].datetime_start < last[1].datetime_complete
+    assert result.stdout.count("\nstudy synthetic/") == 2  # a summary per repeat
+
+
 def test_ctrl_c_leaves_the_study_resumable_and_resume_tops_up_exactly(tmp_path):
     CALLS.clear()
     fault = (
@@ -247,7 +270,8 @@ def test_masking_helpers():
 
 def test_study_name_and_storage(tmp_path):
     cfg = load_config(sweep_args(tmp_path, None, "method=kd", "tune.trials=7"))
-    assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials7"
+    assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials"  # no amount
     base = load_config(sweep_args(tmp_path, None, "tune.budget=time", "tune.seconds=90"))
-    assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time90s"
+    assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time"
+    assert st.budget_tag(cfg.tune) == "trials7" and st.budget_tag(base.tune) == "time90s"
     assert isinstance(st.open_storage(cfg.tune), optuna.storages.JournalStorage)
