@@ -18,7 +18,7 @@ class Pointwise(nn.Module):
         self.conv = nn.Conv2d(3, 4, 1)
         self.shapes: list[tuple[int, int]] = []
 
-    def forward(self, images):
+    def forward(self, images, with_aux=True):
         self.shapes.append(tuple(images.shape[-2:]))
         return Taps.from_logits(self.conv(images.float() / 255))
 
@@ -52,7 +52,7 @@ def test_slide_windows_cover_the_image_with_border_aligned_last_window():
 
 def test_flip_averages_with_the_mirrored_prediction():
     class LeftBiased(Pointwise):
-        def forward(self, images):
+        def forward(self, images, with_aux=True):
             x = torch.linspace(0, 1, images.shape[-1]).expand(images.shape[0], 1, *images.shape[-2:])
             return Taps.from_logits(torch.cat([x, 1 - x], 1) * 4)
 
@@ -85,7 +85,7 @@ def test_slide_averages_logits_then_softmax_like_mmseg():
     logits depend on the window gives softmax(mean of logits) where two windows overlap."""
 
     class WindowDependent(Pointwise):
-        def forward(self, images):
+        def forward(self, images, with_aux=True):
             self.shapes.append(tuple(images.shape[-2:]))
             b, _, h, w = images.shape
             left = (images[:, :1].float().mean() > -1).float() * float(len(self.shapes) == 1)

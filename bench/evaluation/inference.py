@@ -19,7 +19,7 @@ from bench.models.taps import upsample
 def _forward(model: Segmenter, images: torch.Tensor) -> torch.Tensor:
     """Logits at the input's size (padded to the output stride for the forward pass, cropped back)."""
     padded, (h, w) = pad_to_multiple(images, model.output_stride)
-    logits = model(padded).logits
+    logits = model(padded, with_aux=False).logits
     return logits[..., :h, :w].float()
 
 

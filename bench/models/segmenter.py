@@ -63,12 +63,14 @@ class Segmenter(nn.Module):
         """Input pixels per ``logits_low``/``feat`` pixel (8 for DeepLabV3-OS8, 4 for DeepLabV3+)."""
         return int(getattr(self.net.segmentation_head[1], "scale_factor", 1) or 1)
 
-    def forward(self, images: torch.Tensor) -> Taps:
+    def forward(self, images: torch.Tensor, with_aux: bool = True) -> Taps:
+        """All taps of one forward pass; ``with_aux=False`` skips the auxiliary head (inference needs
+        only the logits; a teacher's aux logits may feed a KD term, so eval mode alone does not skip it)."""
         x = (images.float() - self.mean) / self.std
         features = self.net.encoder(x)
         feat = self.net.decoder(features)
         logits_low = self.classifier(feat)
-        aux = self.aux_head(features[self.aux_stage]) if self.aux_head is not None else None
+        aux = self.aux_head(features[self.aux_stage]) if self.aux_head is not None and with_aux else None
         return Taps(
             stages=list(features[1:]),
             feat=feat,

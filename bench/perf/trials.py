@@ -44,7 +44,7 @@ def study_overrides(tmp: Path, trials: int, extra: Sequence[str]) -> list[str]:
     return [
         "dataset=synthetic",
         "method=baseline",
-        *[b for b in BUDGET if not b.startswith("tune.trials=")],
+        *[b for b in BUDGET if not b.startswith(("tune.trials=", "tune.repeats="))],  # one study
         f"tune.trials={trials}",
         f"tune.studies_dir={tmp}/studies",  # the default journal storage lives here
         f"tune.trials_dir={tmp}/trials",
