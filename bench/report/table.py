@@ -535,34 +535,48 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     return paths
 
 
+def _studies(runs: pd.DataFrame) -> list[tuple[tuple, str, int, dict[str, Any]]]:
+    """Each study's tuning record once per budget, as ``((dataset, student, teacher, budget), method,
+    repeat, tuning)``; the baseline once in every teacher's group of its dataset × student × budget
+    (it is every KD method's reference)."""
+    if runs.empty:
+        return []
+    rows = runs.drop_duplicates(["study", "budget"]).sort_values(["repeat", "study"])
+    teachers: dict[tuple, set[str]] = {}
+    for r in rows.itertuples():
+        if r.method != "baseline" and isinstance(r.teacher, str):
+            teachers.setdefault((r.dataset, r.student, r.budget), set()).add(r.teacher)
+    out = []
+    for r in rows.itertuples():
+        group = (r.dataset, r.student, r.budget)
+        keys = (sorted(teachers.get(group, ())) or [None]) if r.method == "baseline" else [r.teacher]
+        out.extend(((r.dataset, r.student, t, r.budget), r.method, r.repeat, r.tuning) for t in keys)
+    return out
+
+
+def _percents(values: Sequence[float | None]) -> list[float | None]:
+    return [None if v is None else 100 * v for v in values]
+
+
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method (first repeat)."""
+    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per (dataset, student, teacher,
+    budget) and method (first repeat); the baseline in every teacher's group."""
+    first = runs["repeat"].min() if not runs.empty else 0
     curves: dict[tuple, dict[str, list[float | None]]] = {}
-    first = runs[runs["repeat"] == runs["repeat"].min()] if not runs.empty else runs  # one study each
-    for r in first.drop_duplicates("study").itertuples():
-        key = (r.dataset, r.student)
-        curves.setdefault(key, {})[r.method] = [
-            None if v is None else 100 * v for v in r.tuning["best_so_far"]
-        ]
+    for key, method, repeat, tuning in _studies(runs):
+        if repeat == first:
+            curves.setdefault(key, {})[method] = _percents(tuning["best_so_far"])
     return curves
 
 
 def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float | None]]]]:
-    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher, method
-    and repeat (one list per study).
+    """Every counted trial's hold-out mIoU (%) in slot order, per (dataset, student, teacher,
+    budget), method and repeat (one list per study); the baseline in every teacher's group.
 
-    The baseline appears in every teacher's group (it is every KD method's reference). Finals
-    without per-trial scores (older versions) are left out.
+    Finals without per-trial scores (older versions) are left out.
     """
     out: dict[tuple, dict[str, list[list[float | None]]]] = {}
-    rows = runs.drop_duplicates("study").sort_values(["repeat", "study"])
-    teachers = sorted({t for t in rows["teacher"] if isinstance(t, str)}) or [None]
-    for r in rows.itertuples():
-        values = r.tuning.get("holdout_values")
-        if not values:
-            continue
-        for teacher in teachers if r.method == "baseline" else [r.teacher]:
-            out.setdefault((r.dataset, r.student, teacher), {}).setdefault(r.method, []).append(
-                [None if v is None else 100 * v for v in values]
-            )
+    for key, method, _, tuning in _studies(runs):
+        if tuning.get("holdout_values"):
+            out.setdefault(key, {}).setdefault(method, []).append(_percents(tuning["holdout_values"]))
     return out
