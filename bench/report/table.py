@@ -216,11 +216,7 @@ def comparison(
         )
     check_identity(runs)
     out = []
-    kd = runs[runs["teacher"].notna()]
-    groups = sorted({(r.dataset, r.student, r.teacher) for r in kd.itertuples()}) or sorted(
-        {(r.dataset, r.student, None) for r in runs.itertuples()}
-    )
-    for dataset, student, teacher in groups:
+    for dataset, student, teacher in _groups(runs):
         same = (runs["dataset"] == dataset) & (runs["student"] == student)
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
         per_repeat = {
@@ -234,6 +230,17 @@ def comparison(
         p_holm = holm([r["p_value"] for r in rows])
         out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, p_holm, strict=True))
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+
+
+def _groups(runs: pd.DataFrame) -> list[tuple[str, str, str | None]]:
+    """Each dataset × student × teacher of the KD finals; a dataset × student with a baseline only
+    (no KD finals yet) is a group of its own, teacher None."""
+    teachers: dict[tuple[str, str], set[str]] = {}
+    for r in runs.itertuples():
+        found = teachers.setdefault((r.dataset, r.student), set())
+        if r.method != "baseline" and isinstance(r.teacher, str):
+            found.add(r.teacher)
+    return [(d, s, t) for (d, s), names in sorted(teachers.items()) for t in (sorted(names) or [None])]
 
 
 def _repeat_results(
