@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,8 @@ class MethodResult:
     row: dict[str, Any]  # the public columns (COLUMNS + EXTRA)
     scores: dict[int, float]  # final mIoU (%) per seed
     holdout_values: list[float | None]  # each counted trial's hold-out score (empty: older finals)
-    tuning: list[dict[str, Any]] = field(default_factory=list)  # each final run's tuning record
-    teachers: set[str | None] = field(default_factory=set)  # the teacher checkpoints the finals used
+    tuning: list[dict[str, Any]]  # each final run's tuning record
+    teachers: set[str | None]  # the teacher checkpoints the finals used
 
     @property
     def method(self) -> str:
