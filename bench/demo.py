@@ -83,11 +83,9 @@ def main(overrides: list[str]) -> None:
     table = comparison(runs)
     paths = write_tables(table, RESULTS / "tables")
     figures = [
-        save_figure(gaps_figure(table), RESULTS / "figures" / "gaps.png"),
-        save_figure(tuning_curves_figure(tuning_curves(runs)), RESULTS / "figures" / "tuning_curves.png"),
-        save_figure(
-            budget_curves_figure(budget_curves(runs)), RESULTS / "figures" / "budget_curves.png", pdf=True
-        ),
+        *save_figure(gaps_figure(table), RESULTS / "figures" / "gaps.png"),
+        *save_figure(tuning_curves_figure(tuning_curves(runs)), RESULTS / "figures" / "tuning_curves.png"),
+        *save_figure(budget_curves_figure(budget_curves(runs)), RESULTS / "figures" / "budget_curves.png"),
     ]
     repeats = t_cfg.tune.repeats
     print(f"\nsegkd-bench demo: synthetic data, {time.perf_counter() - start:.0f} s, {repeats} repeats")

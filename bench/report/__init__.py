@@ -4,5 +4,6 @@
 - :mod:`.simulate` the coverage of those intervals at 3, 5 and 10 seeds (``python -m bench.report.simulate``).
 - :mod:`.table`    one row per method and study per dataset × student × teacher, the equal-terms check;
                    CSV, Markdown, LaTeX.
-- :mod:`.figures`  the baseline-vs-KD gaps with CIs and best-so-far tuning curves (PNG).
+- :mod:`.curves`   expected best score after k trials (budget curves) and the crossover budget.
+- :mod:`.figures`  the baseline-vs-KD gaps with CIs, tuning and budget curves (PDF and PNG).
 """

@@ -73,14 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     table = tables[main_budget]
     written.extend(write_tables(table, args.out / "tables").values())
     largest = runs[runs["budget"] == main_budget]
-    written.append(save_figure(gaps_figure(table), args.out / "figures" / "gaps.png"))
-    written.append(
-        save_figure(tuning_curves_figure(tuning_curves(largest)), args.out / "figures" / "tuning_curves.png")
-    )
-    budget = save_figure(
-        budget_curves_figure(budget_curves(largest)), args.out / "figures" / "budget_curves.png", pdf=True
-    )
-    written.extend([budget, budget.with_suffix(".pdf")])
+    figures = args.out / "figures"
+    written.extend(save_figure(gaps_figure(table), figures / "gaps.png"))
+    written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
+    written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):

@@ -1,4 +1,10 @@
-"""Figures of the comparison: Δ vs the tuned baseline with CIs, tuning and budget curves (PNG, PDF)."""
+"""Figures of the comparison: Δ vs the tuned baseline with CIs, tuning and budget curves.
+
+Each figure is saved twice by :func:`save_figure`: vector PDF for papers (TrueType fonts, which
+publishers accept where they reject Type 3, and no creation date, so the same results give the
+same file) and a PNG at :data:`DPI` beside it. Every panel names dataset, student, teacher and
+budget; trial axes have integer ticks and no axis uses an offset or scientific notation.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,35 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from bench.report.curves import crossover, crossover_label, expected_max_band, mean_expected_max
+from bench.utils.io import write_atomic
+
+DPI = 300  # print resolution of the PNGs (the PDFs are vector)
+
+
+def title(dataset: str, student: str, teacher: str | None, budget: str | None = None) -> str:
+    """``ade20k · pspnet_r18 ← deeplabv3_r101 · budget trials20`` (teacher ``none``: baseline only)."""
+    return f"{dataset} · {student} ← {teacher or 'none'}" + (f" · budget {budget}" if budget else "")
+
+
+def legend_label(method: str, teacher: str | None) -> str:
+    """A method's key in a legend: ``kd ← deeplabv3_r101``; the baseline has no teacher."""
+    return method if method == "baseline" or not teacher else f"{method} ← {teacher}"
+
+
+def plain_ticks(ax: Axes, integer_x: bool = False) -> None:
+    """Tick labels as the numbers themselves: no offset (``+1.428e1``), no scientific notation;
+    with ``integer_x`` only whole x ticks (trial counts: no trial 1.25)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = axis.get_major_formatter()
+        if isinstance(formatter, ScalarFormatter):  # not the method names of a categorical axis
+            formatter.set_useOffset(False)
+            formatter.set_scientific(False)
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def gaps_figure(table: pd.DataFrame) -> plt.Figure:
@@ -27,9 +60,11 @@ def gaps_figure(table: pd.DataFrame) -> plt.Figure:
         ax.errorbar(part["delta"], list(y), xerr=[low, high], fmt="none", ecolor="gray", capsize=3)
         ax.scatter(part["delta"], list(y), c=colors, zorder=3)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(list(y), part["method"])
+        ax.set_yticks(list(y), [legend_label(m, teacher) for m in part["method"]])
         ax.set_xlabel("Δ mIoU vs tuned baseline (points, 95% CI)")
-        ax.set_title(f"{dataset} · {student} ← {teacher}", fontsize=10)
+        budget = part["budget"].iloc[0] if "budget" in part else None
+        ax.set_title(title(dataset, student, teacher, budget), fontsize=10)
+        plain_ticks(ax)
     if not groups:
         axes[0, 0].text(0.5, 0.5, "no KD method to compare", ha="center", va="center")
     fig.tight_layout()
@@ -37,21 +72,25 @@ def gaps_figure(table: pd.DataFrame) -> plt.Figure:
 
 
 def tuning_curves_figure(curves: dict[tuple, dict[str, list[float | None]]]) -> plt.Figure:
-    """Best-so-far hold-out mIoU vs counted trial, one line per method, one panel per group."""
+    """Best-so-far hold-out mIoU vs counted trial, one line per method, one panel per
+    dataset × student × teacher × budget (keys of :func:`bench.report.table.tuning_curves`)."""
     fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(6 * max(len(curves), 1), 4), squeeze=False)
-    for ax, ((dataset, student), methods) in zip(axes[0], curves.items(), strict=False):
-        for method, curve in sorted(methods.items()):
+    for ax, (key, methods) in zip(axes[0], sorted(curves.items(), key=str), strict=False):
+        for method, curve in sorted(methods.items(), key=lambda m: (m[0] != "baseline", m[0])):
             ax.plot(
                 range(1, len(curve) + 1),
                 [float("nan") if v is None else v for v in curve],
                 marker="o",
                 ms=3,
-                label=method,
+                label=legend_label(method, key[2]),
             )
         ax.set_xlabel("counted trial")
         ax.set_ylabel("best hold-out mIoU so far (%)")
-        ax.set_title(f"{dataset} · {student}", fontsize=10)
+        ax.set_title(title(*key), fontsize=10)
         ax.legend(fontsize=8)
+        plain_ticks(ax, integer_x=True)
+    if not curves:
+        axes[0, 0].text(0.5, 0.5, "no tuning curves in the finals", ha="center", va="center")
     fig.tight_layout()
     return fig
 
@@ -63,12 +102,14 @@ def budget_curves_figure(
     Δ(k) against the baseline's curve (bottom); a dotted line marks each method's crossover budget.
 
     With repeats the curves are averaged over the repeats' studies. See :mod:`bench.report.curves`
-    for the estimator (exact for random search, approximate under TPE).
+    for the estimator (exact for random search, approximate under TPE). Keys as
+    :func:`bench.report.table.budget_curves`.
     """
     cols = max(len(curves), 1)
     fig, axes = plt.subplots(2, cols, figsize=(6 * cols, 7), squeeze=False, sharex="col")
-    for col, ((dataset, student, teacher), methods) in enumerate(sorted(curves.items(), key=str)):
+    for col, (key, methods) in enumerate(sorted(curves.items(), key=str)):
         top, bottom = axes[0, col], axes[1, col]
+        teacher = key[2]
         base_curve = mean_expected_max(methods.get("baseline", []))
         for i, (method, studies) in enumerate(sorted(methods.items(), key=lambda m: m[0] != "baseline")):
             curve = mean_expected_max(studies)
@@ -77,36 +118,39 @@ def budget_curves_figure(
             k = np.arange(1, curve.size + 1)
             low, high = expected_max_band(studies, n_resamples)
             color = f"C{i}"
-            label = method + (f" ({len(studies)} repeats)" if len(studies) > 1 else "")
-            top.plot(k, curve, color=color, label=label)
+            label = legend_label(method, teacher)
+            repeats = f" ({len(studies)} repeats)" if len(studies) > 1 else ""
+            top.plot(k, curve, color=color, label=label + repeats)
             top.fill_between(k, low, high, color=color, alpha=0.2, lw=0)
             if method == "baseline" or base_curve.size == 0:
                 continue
             n = min(curve.size, base_curve.size)
-            bottom.plot(k[:n], curve[:n] - base_curve[:n], color=color, label=method)
+            bottom.plot(k[:n], curve[:n] - base_curve[:n], color=color, label=label)
             cross = crossover(base_curve, curve[-1])
             if cross is not None:
                 top.axvline(cross, color=color, ls=":", lw=1)
             bottom.plot([], [], " ", label=f"  crossover: {crossover_label(cross, base_curve.size)}")
         top.set_ylabel("expected best hold-out mIoU (%)")
-        top.set_title(f"{dataset} · {student} ← {teacher or 'none'}", fontsize=10)
+        top.set_title(title(*key), fontsize=10)
         top.legend(fontsize=8)
         bottom.axhline(0, color="black", lw=0.8)
         bottom.set_xlabel("trials k")
         bottom.set_ylabel("Δ(k) vs baseline (points)")
         bottom.legend(fontsize=8)
+        for ax in (top, bottom):
+            plain_ticks(ax, integer_x=True)
     if not curves:
         axes[0, 0].text(0.5, 0.5, "no per-trial scores in the finals", ha="center", va="center")
     fig.tight_layout()
     return fig
 
 
-def save_figure(fig: plt.Figure, path: Path, pdf: bool = False) -> Path:
-    """Write ``fig`` as PNG (and PDF next to it when ``pdf``) atomically and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target in [path, path.with_suffix(".pdf")] if pdf else [path]:
-        tmp = target.with_suffix(f".tmp{target.suffix}")
-        fig.savefig(tmp, dpi=120)
-        tmp.replace(target)
+def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
+    """Write ``fig`` to ``path`` (PNG at :data:`DPI`) and as vector PDF beside it, each atomically;
+    close it. Returns both paths."""
+    pdf = path.with_suffix(".pdf")
+    with plt.rc_context({"pdf.fonttype": 42}):  # TrueType, not Type 3
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+        write_atomic(pdf, lambda f: fig.savefig(f, format="pdf", metadata={"CreationDate": None}))
     plt.close(fig)
-    return path
+    return [path, pdf]

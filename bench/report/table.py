@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,21 @@ SHARED_SETTINGS = (
 
 class ReportError(BenchError):
     """Final runs that cannot be put in one table as they are (mixed studies, duplicate seeds)."""
+
+
+@dataclass
+class MethodResult:
+    """One method's finals of one study: its table row and what the checks need besides it."""
+
+    row: dict[str, Any]  # the public columns (COLUMNS + EXTRA)
+    scores: dict[int, float]  # final mIoU (%) per seed
+    holdout_values: list[float | None]  # each counted trial's hold-out score (empty: older finals)
+    tuning: list[dict[str, Any]]  # each final run's tuning record
+    teachers: set[str | None]  # the teacher checkpoints the finals used
+
+    @property
+    def method(self) -> str:
+        return self.row["method"]
 
 
 def final_runs(finals_dir: Path) -> pd.DataFrame:
@@ -200,43 +216,51 @@ def comparison(
         )
     check_identity(runs)
     out = []
-    kd = runs[runs["teacher"].notna()]
-    groups = sorted({(r.dataset, r.student, r.teacher) for r in kd.itertuples()}) or sorted(
-        {(r.dataset, r.student, None) for r in runs.itertuples()}
-    )
-    for dataset, student, teacher in groups:
+    for dataset, student, teacher in _groups(runs):
         same = (runs["dataset"] == dataset) & (runs["student"] == student)
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
         per_repeat = {
-            repeat: _repeat_rows(dataset, student, teacher, part, n_resamples, ci)
+            repeat: _repeat_results(dataset, student, teacher, part, n_resamples, ci)
             for repeat, part in members.groupby("repeat", sort=True)
         }
-        rows = next(iter(per_repeat.values())) if len(per_repeat) == 1 else aggregate_repeats(per_repeat)
-        for r, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
-            r["p_holm"] = adjusted
-            r.pop("_values", None), r.pop("_scores", None)
-        out.extend(rows)
+        if len(per_repeat) == 1:
+            rows = [m.row for m in next(iter(per_repeat.values()))]
+        else:
+            rows = aggregate_repeats(per_repeat)
+        p_holm = holm([r["p_value"] for r in rows])
+        out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, p_holm, strict=True))
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
 
 
-def _repeat_rows(
+def _groups(runs: pd.DataFrame) -> list[tuple[str, str, str | None]]:
+    """Each dataset × student × teacher of the KD finals; a dataset × student with a baseline only
+    (no KD finals yet) is a group of its own, teacher None."""
+    teachers: dict[tuple[str, str], set[str]] = {}
+    for r in runs.itertuples():
+        found = teachers.setdefault((r.dataset, r.student), set())
+        if r.method != "baseline" and isinstance(r.teacher, str):
+            found.add(r.teacher)
+    return [(d, s, t) for (d, s), names in sorted(teachers.items()) for t in (sorted(names) or [None])]
+
+
+def _repeat_results(
     dataset: str, student: str, teacher: str | None, members: pd.DataFrame, n_resamples: int, ci: str
-) -> list[dict[str, Any]]:
+) -> list[MethodResult]:
     """The rows of one repeat: each method against that repeat's baseline, checked for equal terms."""
     baseline = members[members["method"] == "baseline"]
     base_scores = dict(zip(baseline["seed"], baseline["miou"], strict=True))
-    rows = [
-        _row(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
+    results = [
+        _result(dataset, student, teacher, method, part, base_scores, n_resamples, ci)
         for method, part in members.groupby("method", sort=True)
     ]
-    rows.sort(key=lambda r: (r["method"] != "baseline", r["method"]))
-    add_crossover(rows)
-    for r, problems in zip(rows, equal_terms(rows), strict=True):
-        r["budget_check"] = "; ".join(problems) if problems else "ok"
-    return rows
+    results.sort(key=lambda m: (m.method != "baseline", m.method))
+    add_crossover(results)
+    for m, problems in zip(results, equal_terms(results), strict=True):
+        m.row["budget_check"] = "; ".join(problems) if problems else "ok"
+    return results
 
 
-def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def aggregate_repeats(per_repeat: dict[int, list[MethodResult]]) -> list[dict[str, Any]]:
     """One row per method over R independent studies (repeats), tuning variance included.
 
     The model: a paired comparison of repeat means. Repeat r of a method and of the baseline share
@@ -248,17 +272,18 @@ def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]]) -> list[dict[
     ``crossover_trials`` uses the expected-best curves averaged over the repeats.
     """
     repeats = sorted(per_repeat)
-    by_method: dict[str, dict[int, dict[str, Any]]] = {}
-    for repeat, rows in per_repeat.items():
-        for r in rows:
-            by_method.setdefault(r["method"], {})[repeat] = r
+    by_method: dict[str, dict[int, MethodResult]] = {}
+    for repeat, results in per_repeat.items():
+        for m in results:
+            by_method.setdefault(m.method, {})[repeat] = m
     base = by_method.get("baseline", {})
-    base_means = {k: np.mean(list(r["_scores"].values())) for k, r in base.items()}
+    base_means = {k: np.mean(list(m.scores.values())) for k, m in base.items()}
     out = []
-    for method, reps in sorted(by_method.items(), key=lambda m: (m[0] != "baseline", m[0])):
+    for method, results in sorted(by_method.items(), key=lambda m: (m[0] != "baseline", m[0])):
+        reps = {k: m.row for k, m in results.items()}
         first = reps[min(reps)]
-        scores_all = [v for r in reps.values() for v in r["_scores"].values()]
-        means = {k: np.mean(list(r["_scores"].values())) for k, r in reps.items()}
+        scores_all = [v for m in results.values() for v in m.scores.values()]
+        means = {k: np.mean(list(m.scores.values())) for k, m in results.items()}
         d = paired_delta(means, base_means, ci="t")
         problems = [
             f"r{k}: {r['budget_check']}" for k, r in sorted(reps.items()) if r["budget_check"] != "ok"
@@ -288,7 +313,8 @@ def aggregate_repeats(per_repeat: dict[int, list[dict[str, Any]]]) -> list[dict[
         }
         if not is_base and base:
             row["crossover_trials"] = _mean_crossover(
-                [base[k]["_values"] for k in sorted(base)], [reps[k]["_values"] for k in sorted(reps)]
+                [base[k].holdout_values for k in sorted(base)],
+                [results[k].holdout_values for k in sorted(results)],
             )
         out.append(row)
     return out
@@ -302,7 +328,7 @@ def _mean_crossover(base: list[Any], method: list[Any]) -> str:
     return crossover_label(crossover(base_curve, method_curve[-1]), base_curve.size)
 
 
-def _row(
+def _result(
     dataset: str,
     student: str,
     teacher: str | None,
@@ -311,7 +337,7 @@ def _row(
     base_scores: dict[int, float],
     n_resamples: int,
     ci: str,
-) -> dict[str, Any]:
+) -> MethodResult:
     tuning = part["tuning"].iloc[0]
     scores = dict(zip(part["seed"], part["miou"], strict=True))
     is_base = method == "baseline"
@@ -326,7 +352,7 @@ def _row(
     std = values.std(ddof=1) if len(values) > 1 else math.nan
     space = tuning["settings"].get("space") or {}
     nan = math.nan
-    return {
+    row = {
         "dataset": dataset,
         "student": student,
         "teacher": teacher,
@@ -358,33 +384,35 @@ def _row(
         "teacher_sha256": part["teacher_sha256"].iloc[0],
         "crossover_trials": "",
         "repeats": 1,
-        "_values": tuning.get("holdout_values"),
-        "_scores": scores,
-        "_tuning": list(part["tuning"]),
-        "_teachers": set(part["teacher_sha256"]),
-        "_seeds": sorted(scores),
     }
+    return MethodResult(
+        row,
+        scores=scores,
+        holdout_values=tuning.get("holdout_values") or [],
+        tuning=list(part["tuning"]),
+        teachers=set(part["teacher_sha256"]),
+    )
 
 
-def add_crossover(rows: list[dict[str, Any]]) -> None:
+def add_crossover(results: list[MethodResult]) -> None:
     """``crossover_trials`` of each KD row: the smallest k at which the baseline's expected best
     hold-out mIoU after k trials reaches the method's expected best at the full budget, or
     "not within N" (N: the baseline's trials). Empty without per-trial scores (older finals)."""
-    base = next((r for r in rows if r["method"] == "baseline"), None)
-    base_values = scores(base["_values"] or []) if base else np.array([])
-    for r in rows:
-        values = scores(r["_values"] or [])
-        if r is base or base_values.size == 0 or values.size == 0:
+    base = next((m for m in results if m.method == "baseline"), None)
+    base_values = scores(base.holdout_values) if base else np.array([])
+    for m in results:
+        values = scores(m.holdout_values)
+        if m is base or base_values.size == 0 or values.size == 0:
             continue
         k = crossover(expected_max(base_values), expected_max(values)[-1])
-        r["crossover_trials"] = crossover_label(k, base_values.size)
+        m.row["crossover_trials"] = crossover_label(k, base_values.size)
 
 
 def _percent(value: float | None) -> float:
     return math.nan if value is None else 100 * value
 
 
-def equal_terms(rows: list[dict[str, Any]]) -> list[list[str]]:
+def equal_terms(results: list[MethodResult]) -> list[list[str]]:
     """Per row, why its comparison with the baseline is not on equal terms (empty: equal).
 
     Checked: the study's own budget (met; trials exactly; time within one trial per worker), the
@@ -392,31 +420,28 @@ def equal_terms(rows: list[dict[str, Any]]) -> list[list[str]]:
     baseline: every setting of :data:`SHARED_SETTINGS`, the shared search space by content, the
     method's own dimensions (``method.*`` only), the realised budget (trials exactly; seconds
     within one trial per worker of each study), the final seeds; across the KD methods: one teacher
-    checkpoint. Consumes the rows' private fields.
+    checkpoint.
     """
-    base = next((r for r in rows if r["method"] == "baseline"), None)
-    teachers = {r["method"]: r["teacher_sha256"] for r in rows if r["method"] != "baseline"}
+    base = next((m for m in results if m.method == "baseline"), None)
+    teachers = {m.method: m.row["teacher_sha256"] for m in results if m.method != "baseline"}
     out = []
-    for r in rows:
-        problems = _own_problems(r)
+    for m in results:
+        problems = _own_problems(m)
         if base is None:
             problems.append("no tuned baseline")
-        elif r is not base:
-            problems.extend(_against_baseline(r, base))
-        if r["method"] != "baseline" and len(set(teachers.values())) > 1:
-            listed = ", ".join(f"{m} {(s or 'none')[:12]}" for m, s in sorted(teachers.items()))
+        elif m is not base:
+            problems.extend(_against_baseline(m, base))
+        if m.method != "baseline" and len(set(teachers.values())) > 1:
+            listed = ", ".join(f"{k} {(s or 'none')[:12]}" for k, s in sorted(teachers.items()))
             problems.append(f"teacher checkpoints differ across the KD methods ({listed})")
         out.append(problems)
-    for r in rows:
-        for key in ("_tuning", "_teachers", "_seeds"):
-            r.pop(key)
     return out
 
 
-def _own_problems(r: dict[str, Any]) -> list[str]:
-    t = r["_tuning"][0]
+def _own_problems(m: MethodResult) -> list[str]:
+    r, t = m.row, m.tuning[0]
     settings, problems = t["settings"], []
-    if len({x.get("best_trial") for x in r["_tuning"]}) > 1:
+    if len({x.get("best_trial") for x in m.tuning}) > 1:
         problems.append("the finals retrained different best trials (the study changed between them)")
     if not t.get("budget_met", True):
         problems.append("budget not met")
@@ -435,7 +460,7 @@ def _own_problems(r: dict[str, Any]) -> list[str]:
     if "space" not in settings:
         problems.append("search space not recorded (finals of an older version: rerun make final)")
     if r["method"] != "baseline":
-        if len(r["_teachers"]) > 1:
+        if len(m.teachers) > 1:
             problems.append("the finals used different teacher checkpoints")
         tuned = settings.get("teacher_sha256")
         if tuned and r["teacher_sha256"] and tuned != r["teacher_sha256"]:
@@ -450,8 +475,9 @@ def _own_problems(r: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _against_baseline(r: dict[str, Any], base: dict[str, Any]) -> list[str]:
-    t, b = r["_tuning"][0], base["_tuning"][0]
+def _against_baseline(m: MethodResult, base_result: MethodResult) -> list[str]:
+    r, base = m.row, base_result.row
+    t, b = m.tuning[0], base_result.tuning[0]
     problems = [
         f"{key} differs from the baseline's"
         for key in SHARED_SETTINGS
@@ -471,7 +497,7 @@ def _against_baseline(r: dict[str, Any], base: dict[str, Any]) -> list[str]:
                 f"{t['tune_seconds']:.0f} s of training vs the baseline's {b['tune_seconds']:.0f} s "
                 f"(more than one trial per worker apart: {tol:.0f} s)"
             )
-    if r["_seeds"] != base["_seeds"]:
+    if sorted(m.scores) != sorted(base_result.scores):
         problems.append("seeds differ from the baseline's")
     return problems
 
@@ -516,34 +542,48 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     return paths
 
 
+def _studies(runs: pd.DataFrame) -> list[tuple[tuple, str, int, dict[str, Any]]]:
+    """Each study's tuning record once per budget, as ``((dataset, student, teacher, budget), method,
+    repeat, tuning)``; the baseline once in every teacher's group of its dataset × student × budget
+    (it is every KD method's reference)."""
+    if runs.empty:
+        return []
+    rows = runs.drop_duplicates(["study", "budget"]).sort_values(["repeat", "study"])
+    teachers: dict[tuple, set[str]] = {}
+    for r in rows.itertuples():
+        if r.method != "baseline" and isinstance(r.teacher, str):
+            teachers.setdefault((r.dataset, r.student, r.budget), set()).add(r.teacher)
+    out = []
+    for r in rows.itertuples():
+        group = (r.dataset, r.student, r.budget)
+        keys = (sorted(teachers.get(group, ())) or [None]) if r.method == "baseline" else [r.teacher]
+        out.extend(((r.dataset, r.student, t, r.budget), r.method, r.repeat, r.tuning) for t in keys)
+    return out
+
+
+def _percents(values: Sequence[float | None]) -> list[float | None]:
+    return [None if v is None else 100 * v for v in values]
+
+
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
-    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per group and method (first repeat)."""
+    """Best-so-far hold-out mIoU (%) per counted trial (slot order), per (dataset, student, teacher,
+    budget) and method (first repeat); the baseline in every teacher's group."""
+    first = runs["repeat"].min() if not runs.empty else 0
     curves: dict[tuple, dict[str, list[float | None]]] = {}
-    first = runs[runs["repeat"] == runs["repeat"].min()] if not runs.empty else runs  # one study each
-    for r in first.drop_duplicates("study").itertuples():
-        key = (r.dataset, r.student)
-        curves.setdefault(key, {})[r.method] = [
-            None if v is None else 100 * v for v in r.tuning["best_so_far"]
-        ]
+    for key, method, repeat, tuning in _studies(runs):
+        if repeat == first:
+            curves.setdefault(key, {})[method] = _percents(tuning["best_so_far"])
     return curves
 
 
 def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float | None]]]]:
-    """Every counted trial's hold-out mIoU (%) in slot order, per dataset × student × teacher, method
-    and repeat (one list per study).
+    """Every counted trial's hold-out mIoU (%) in slot order, per (dataset, student, teacher,
+    budget), method and repeat (one list per study); the baseline in every teacher's group.
 
-    The baseline appears in every teacher's group (it is every KD method's reference). Finals
-    without per-trial scores (older versions) are left out.
+    Finals without per-trial scores (older versions) are left out.
     """
     out: dict[tuple, dict[str, list[list[float | None]]]] = {}
-    rows = runs.drop_duplicates("study").sort_values(["repeat", "study"])
-    teachers = sorted({t for t in rows["teacher"] if isinstance(t, str)}) or [None]
-    for r in rows.itertuples():
-        values = r.tuning.get("holdout_values")
-        if not values:
-            continue
-        for teacher in teachers if r.method == "baseline" else [r.teacher]:
-            out.setdefault((r.dataset, r.student, teacher), {}).setdefault(r.method, []).append(
-                [None if v is None else 100 * v for v in values]
-            )
+    for key, method, _, tuning in _studies(runs):
+        if tuning.get("holdout_values"):
+            out.setdefault(key, {}).setdefault(method, []).append(_percents(tuning["holdout_values"]))
     return out

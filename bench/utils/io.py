@@ -28,7 +28,9 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write`` on a binary file object whose bytes become ``path`` atomically (any writer:
+    ``torch.save``, ``Figure.savefig(f, format=...)``, ...)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,17 +50,17 @@ def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     payload = (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode()
-    return _atomic_write(path, lambda f: f.write(payload))
+    return write_atomic(path, lambda f: f.write(payload))
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return _atomic_write(path, lambda f: f.write(text.encode()))
+    return write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def save_torch_atomic(path: str | Path, obj: Any) -> Path:
     """``torch.save`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: torch.save(obj, f))
+    return write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -278,11 +278,13 @@ def test_report_writes_tables_and_figures(finals, tmp_path, capsys):
     head = md.split("| dataset")[0]
     assert "fitnet: 3 counted trials for a budget of 4" in head and "kd: undertuned" in head
     assert "\\begin{tabular}" in (out / "tables" / "comparison.tex").read_text()
-    for name in ("gaps.png", "tuning_curves.png", "budget_curves.png"):
-        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
-    assert (out / "figures" / "budget_curves.pdf").read_bytes()[:4] == b"%PDF"
+    printed = capsys.readouterr()
+    for name in ("gaps", "tuning_curves", "budget_curves"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert f"wrote {out / 'figures' / name}.pdf" in printed.out
     assert "crossover_trials" in csv.columns
-    err = capsys.readouterr().err
+    err = printed.err
     assert "fitnet: 3 counted trials for a budget of 4" in err and "kd: undertuned" in err
 
 
