@@ -95,6 +95,11 @@ class AICSD(LossTerm):
 
     Config = AICSDConfig
     requires = frozenset({"logits_low"})
+    uses_labels = False
+
+    @property
+    def batch_decomposable(self) -> bool:  # type: ignore[override]
+        return not self.cfg.as_released  # released: one matrix over the batch, divided by B
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0

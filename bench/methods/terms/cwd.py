@@ -79,6 +79,8 @@ class CWDLogits(LossTerm):
 
     Config = CWDLogitsConfig
     requires = frozenset({"logits_low"})
+    uses_labels = False
+    batch_decomposable = True  # normaliser B·C: a mean over images
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
@@ -106,6 +108,8 @@ class CWDFeat(LossTerm):
 
     Config = CWDFeatConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    batch_decomposable = True  # normaliser B·C: a mean over images
 
     def __init__(self, cfg: CWDFeatConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)
