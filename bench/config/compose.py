@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
@@ -25,6 +25,7 @@ from bench.paths import conf_dir
 from bench.utils.secrets import mask_url
 
 T = TypeVar("T")
+
 
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore, where the YAML files' defaults lists find them.
@@ -153,14 +154,22 @@ def to_dict(run: RunConfig) -> dict[str, Any]:
 
 def config_hash(run: RunConfig) -> str:
     """SHA-256 (16 hex digits) of everything in the config that changes what a run computes."""
-    data = to_dict(run)
-    for dotted in NON_SEMANTIC_KEYS:
+    return hash_without(to_dict(run), NON_SEMANTIC_KEYS, separators=(",", ":"))
+
+
+def hash_without(data: dict[str, Any], keys: Iterable[str], **dumps: Any) -> str:
+    """SHA-256 (16 hex digits) of ``data`` as key-sorted JSON, the dotted ``keys`` left out.
+
+    ``data`` is changed in place. ``dumps``: options of :func:`json.dumps`; they are part of what a
+    stored hash means, so each kind of hash keeps its own.
+    """
+    for dotted in keys:
         *parents, leaf = dotted.split(".")
         node = data
         for p in parents:
             node = node.get(p, {})
         node.pop(leaf, None)
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(data, sort_keys=True, **dumps)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
