@@ -2,7 +2,9 @@
 
 import csv
 
-from bench.perf.kd import main
+import torch
+
+from bench.perf.kd import main, peak_memory
 
 
 def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[str]:
@@ -29,3 +31,10 @@ def test_perf_kd_skips_terms_above_the_memory_limit(tmp_path):
         tmp_path, "--terms", "skd_pair", "--memory-limit-mb", "0", size=("8", "8"), teacher_channels="4"
     )
     assert "skipped: estimate" in main(args)
+
+
+def test_peak_memory_of_a_block_counts_what_it_allocates():
+    with peak_memory(torch.device("cpu")) as peak:
+        x = torch.ones(16 * 2**20)  # 64 MiB, every page written
+    del x
+    assert peak[0] is not None and 60 < peak[0] < 200
