@@ -36,5 +36,5 @@ def test_the_scan_catches_a_missing_file():
     assert not (ROOT / "kd_methods.md").exists()
     assert CITATION.findall("kd_methods.md §7.1; see conf/method/<name>.yaml") == [
         "kd_methods.md",
-        "conf/method/",
+        "conf/method",
     ]
