@@ -2,6 +2,7 @@
 
 import csv
 
+import pytest
 import torch
 
 from bench.perf.kd import main, peak_memory
@@ -16,6 +17,7 @@ def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[
     ]
 
 
+@pytest.mark.slow
 def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
     table = main(_args(tmp_path, "--terms", "kd", "skd_pair", "skd_holistic"))
     assert "input 32×64 at OS8" in table and "deeplabv3_r18" in table
@@ -26,6 +28,7 @@ def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
     assert (tmp_path / "kd_cpu_b2_4x8.md").read_text() == table
 
 
+@pytest.mark.slow
 def test_perf_kd_skips_terms_above_the_memory_limit(tmp_path):
     args = _args(
         tmp_path, "--terms", "skd_pair", "--memory-limit-mb", "0", size=("8", "8"), teacher_channels="4"

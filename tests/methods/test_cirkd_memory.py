@@ -225,6 +225,7 @@ def test_max_anchors_subsamples():
     assert torch.isfinite(term(_taps(s), _taps(t), labels))
 
 
+@pytest.mark.slow
 def test_training_resumes_with_the_queues_bit_identically(tmp_path, teachers_dir):
     common = [
         "method=cirkd",

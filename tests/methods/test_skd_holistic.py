@@ -167,6 +167,7 @@ def test_presets_bundle_the_published_components(preset, terms, tmp_path):
     assert cfg.method.terms["kd"].weight == 1.0 and cfg.method.terms["adv"].weight == 0.001  # CIRKD
 
 
+@pytest.mark.slow
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, teachers_dir):
     # D's weights, buffers, Adam moments and the gradient penalty's random mixes all resume exactly.
     common = [
