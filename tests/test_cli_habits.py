@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs make and the entry points as subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ["bench.train", "bench.teacher", "bench.sweep", "bench.final", "bench.status", "bench.demo"]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunConfig, config_hash, load_config
-from bench.config.compose import conf_dir
+from bench.config.compose import conf_dir, to_dict
 from bench.errors import ConfigError
 
 from .conftest import tiny_config
@@ -92,3 +92,36 @@ def test_config_hash_ignores_bookkeeping_but_not_protocol(tmp_path):
     assert config_hash(a) == config_hash(tiny_config(tmp_path / "elsewhere", "progress=true"))
     assert config_hash(a) != config_hash(tiny_config(tmp_path, "train.optimizer.lr=0.5"))
     assert config_hash(a) != config_hash(tiny_config(tmp_path, "seed=1"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.precision=fp8"], "train.precision='fp8'; valid: fp32, bf16, fp16"),
+        (["train.split=val"], "train.split='val'; valid: train, tune_train"),
+        (["eval.split=test"], "eval.split='test'; valid: val, tune_holdout"),
+        (["eval.mode=tiles"], "eval.mode='tiles'; valid: whole, slide"),
+        (["tune.budget=hours"], "tune.budget='hours'; valid: trials, time"),
+        (
+            ["method=cwd_feat", "method.terms.cwd_feat.adapter=mlp"],
+            "method.terms.cwd_feat.adapter='mlp'; valid: conv, conv_bn_relu",
+        ),
+        # A term added with + is checked against its own schema too.
+        (
+            ["+method.terms.x={term: cwd_feat, normalizer: both}"],
+            "method.terms.x.normalizer='both'; valid: teacher, student",
+        ),
+    ],
+)
+def test_enum_keys_name_the_key_and_the_valid_values(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides)
+    assert str(err.value) == message
+
+
+def test_enum_values_read_as_their_strings():
+    cfg = load_config(["train.precision=bf16", "tune.budget=time"])
+    assert cfg.train.precision == "bf16" and f"{cfg.tune.budget}" == "time"
+    assert {"bf16": 1}[cfg.train.precision] == 1
+    data = to_dict(cfg)
+    assert type(data["train"]["precision"]) is str and type(data["eval"]["mode"]) is str

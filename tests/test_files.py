@@ -54,6 +54,7 @@ def test_folder_dataset_reads_pairs(tmp_path):
     assert set(label.unique().tolist()) <= {0, 1, 2, 255} and (label[0] == 255).all()
 
 
+@pytest.mark.slow
 def test_one_training_step_on_files(tmp_path):
     for i in range(4):
         _write_pair(tmp_path, "train", f"a{i}")

@@ -77,6 +77,7 @@ def test_aux_stage_out_of_range_is_a_config_error():
         build_model(cfg, 3)
 
 
+@pytest.mark.slow
 def test_local_encoder_weights_are_recorded_with_their_hash(tmp_path):
     from bench.engine.trainer import train_run
     from bench.utils.io import sha256_file

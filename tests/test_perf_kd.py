@@ -2,7 +2,10 @@
 
 import csv
 
-from bench.perf.kd import main
+import pytest
+import torch
+
+from bench.perf.kd import main, peak_memory
 
 
 def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[str]:
@@ -14,6 +17,7 @@ def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[
     ]
 
 
+@pytest.mark.slow
 def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
     table = main(_args(tmp_path, "--terms", "kd", "skd_pair", "skd_holistic"))
     assert "input 32×64 at OS8" in table and "deeplabv3_r18" in table
@@ -24,8 +28,16 @@ def test_perf_kd_times_terms_and_writes_markdown_and_csv(tmp_path):
     assert (tmp_path / "kd_cpu_b2_4x8.md").read_text() == table
 
 
+@pytest.mark.slow
 def test_perf_kd_skips_terms_above_the_memory_limit(tmp_path):
     args = _args(
         tmp_path, "--terms", "skd_pair", "--memory-limit-mb", "0", size=("8", "8"), teacher_channels="4"
     )
     assert "skipped: estimate" in main(args)
+
+
+def test_peak_memory_of_a_block_counts_what_it_allocates():
+    with peak_memory(torch.device("cpu")) as peak:
+        x = torch.ones(16 * 2**20)  # 64 MiB, every page written
+    del x
+    assert peak[0] is not None and 60 < peak[0] < 200

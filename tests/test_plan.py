@@ -7,6 +7,8 @@ import pytest
 from bench.config import load_config
 from bench.plan import BYTES, FlopEstimate, Timing, forward_flops, main, parameter_count, split_sizes
 
+pytestmark = pytest.mark.slow  # builds and times the real presets
+
 
 class Fixed(Timing):
     """A calibration the test controls: 0.5 s a training step, 0.1 s an evaluated image."""

@@ -11,6 +11,8 @@ from bench.teachers import teacher_path
 
 from .conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # trains and stores teachers
+
 
 def test_teacher_is_stored_under_its_key_and_frozen_when_loaded(tmp_path, teachers_dir):
     cfg = tiny_config(tmp_path, "method=kd", f"teachers_dir={teachers_dir}")

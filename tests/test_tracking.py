@@ -21,6 +21,7 @@ def test_logger_is_not_part_of_the_config_hash(tmp_path):
     assert config_hash(plain) == config_hash(tracked)
 
 
+@pytest.mark.slow
 def test_csv_logger_writes_losses_lr_and_metrics(tmp_path):
     row = train_run(tiny_config(tmp_path, "logger=csv", *LOGGED))
     frame = pd.read_csv(tmp_path / "run" / "logs" / "metrics.csv")
@@ -32,6 +33,7 @@ def test_csv_logger_writes_losses_lr_and_metrics(tmp_path):
     assert (tmp_path / "run" / "logs" / "config.json").is_file()
 
 
+@pytest.mark.slow
 def test_tensorboard_logger_is_readable_by_tensorboard(tmp_path):
     pytest.importorskip("tensorboard", reason="the test extra installs tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -44,6 +46,7 @@ def test_tensorboard_logger_is_readable_by_tensorboard(tmp_path):
     assert events.Scalars("val/miou")[0].value == pytest.approx(row["metrics"]["miou"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_mlflow_logger_is_readable_by_mlflow(tmp_path):
     pytest.importorskip("mlflow", reason="the test extra installs mlflow-skinny")
     from mlflow.tracking import MlflowClient

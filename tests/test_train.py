@@ -17,6 +17,8 @@ from bench.methods.base import LossTerm
 
 from .conftest import CrashAt, tiny_config
 
+pytestmark = pytest.mark.slow  # trains models end to end
+
 
 def test_baseline_trains_evaluates_and_writes_a_complete_row(tmp_path):
     cfg = tiny_config(tmp_path)

@@ -9,9 +9,49 @@ Every value a paper reports as part of its protocol is a field here, not a const
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
+
+
+# Enum-like keys are typed: OmegaConf refuses any other value when a config is composed, and
+# bench.config.compose words the error as `key='value'; valid: ...`. Member names equal their values
+# (OmegaConf matches strings by name); members compare equal to their strings.
+class Precision(StrEnum):
+    """``train.precision``: autocast dtype (fp16 adds a GradScaler)."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class TrainSplit(StrEnum):
+    """``train.split``: the training split (tune_train: train minus the hold-out)."""
+
+    train = "train"
+    tune_train = "tune_train"
+
+
+class EvalSplit(StrEnum):
+    """``eval.split``: the evaluation split (tune_holdout: the hold-out carved from train)."""
+
+    val = "val"
+    tune_holdout = "tune_holdout"
+
+
+class EvalMode(StrEnum):
+    """``eval.mode``: whole images, or sliding-window crops."""
+
+    whole = "whole"
+    slide = "slide"
+
+
+class Budget(StrEnum):
+    """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
+
+    trials = "trials"
+    time = "time"
 
 
 @dataclass
@@ -154,12 +194,12 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     aux_weight: float = 0.4  # CE weight of the auxiliary head, same for baseline and KD
     grad_clip: float | None = None  # max gradient L2 norm; null disables
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    precision: Precision = Precision.fp32  # autocast; fp16 adds a GradScaler
     channels_last: bool = False
     # torch.compile the student's training forward (default inductor backend); the first steps compile.
     compile: bool = False
     deterministic: bool = False
-    split: str = "train"  # train | tune_train (train minus the hold-out)
+    split: TrainSplit = TrainSplit.train
     num_workers: int = 0  # DataLoader worker processes
     log_interval: int = 20  # steps between loss reports (the only host syncs of the loop)
     val_interval: int = 0  # steps between intermediate validations; 0 = only at the end
@@ -168,8 +208,8 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    split: str = "val"  # val | tune_holdout (the hold-out carved from train)
-    mode: str = "whole"  # whole | slide
+    split: EvalSplit = EvalSplit.val
+    mode: EvalMode = EvalMode.whole
     crop_size: list[int] | None = None  # slide window (height, width)
     stride: list[int] | None = None  # slide stride (height, width)
     flip: bool = False  # average with the horizontally flipped prediction
@@ -189,7 +229,7 @@ class TuneConfig:
     only the search space's method dimensions differ.
     """
 
-    budget: str = "trials"  # trials (finished trials) | time (training seconds)
+    budget: Budget = Budget.trials  # finished trials | training seconds
     trials: int = 20  # budget=trials: finished trials per study (see README "Tuning protocol")
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations

@@ -36,7 +36,7 @@ from bench.engine.checkpoint import (
 from bench.engine.optim import build_optimizer, build_scheduler
 from bench.errors import BenchError, NonFiniteLossError
 from bench.evaluation import Metrics, eval_loader, evaluate
-from bench.methods import TERMS, Objective, TermContext
+from bench.methods import Objective, TermContext, needs_teacher
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
@@ -90,11 +90,10 @@ class Trainer:
         if cfg.train.compile:  # the training forward only; evaluation runs the plain module
             self.train_student = torch.compile(self.train_student)
 
-        needs_teacher = any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
         self.teacher: FrozenTeacher | None = None
         self.teacher_info: dict[str, Any] | None = None
         teacher_model = None
-        if needs_teacher:
+        if needs_teacher(cfg):
             teacher_model, path, digest = load_teacher(cfg, self.device)
             teacher_model.to(memory_format=self.memory_format)
             self.teacher_info = {"path": str(path), "sha256": digest}

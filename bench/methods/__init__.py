@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from bench.config.compose import error_text
+from bench.config.schema import RunConfig
 from bench.errors import ConfigError
 from bench.registry import Registry
 
@@ -35,8 +37,13 @@ def build_term(name: str, ctx: TermContext | None = None, **params: Any) -> Loss
     try:
         cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Config), params))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"term '{name}': {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"term '{name}': {error_text(e, prefix=f'{name}.')}") from None
     return cls(cfg, ctx or TermContext(num_classes=0))
 
 
-__all__ = ["TERMS", "LossTerm", "Objective", "TermContext", "build_term", "cross_entropy"]
+def needs_teacher(cfg: RunConfig) -> bool:
+    """Whether any term of the run's method reads the teacher (else no teacher is loaded)."""
+    return any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
+
+
+__all__ = ["TERMS", "LossTerm", "Objective", "TermContext", "build_term", "cross_entropy", "needs_teacher"]

@@ -65,6 +65,18 @@ class LossTerm(nn.Module):
       re-weighted or masked) instead of adding to the plain CE, which is then left out.
     - :meth:`estimate_memory_mb`: extra memory at the training size; a run whose estimate exceeds
       ``method.memory_limit_mb`` stops at start with the term's name.
+
+    Contract, checked for every registered term by ``tests/methods/test_contract.py``: the gradient
+    reaches only the student's taps (and the term's student parameters), the value is an fp32 scalar
+    under autocast, and each term declares
+
+    - :attr:`identical_value`: its value when the student's taps equal the teacher's (after any
+      warm-up stage), or None when there is no such minimum (a randomly initialised adapter or
+      projection between the two, an adversarial critic's score);
+    - :attr:`batch_decomposable`: whether its value on a batch is the mean of its values on
+      equal-size parts of it (equal numbers of valid pixels); False when pairs, statistics or
+      quantiles span the batch. A property where it depends on the config;
+    - :attr:`uses_labels`: False when the value is the same whatever the labels (ignore pixels too).
     """
 
     Config: ClassVar[type[TermConfig]] = TermConfig
@@ -72,6 +84,9 @@ class LossTerm(nn.Module):
     requires: ClassVar[frozenset[str]] = frozenset({"logits_low"})
     needs_teacher: ClassVar[bool] = True
     replaces_task_loss: ClassVar[bool] = False
+    identical_value: ClassVar[float | None] = 0.0
+    batch_decomposable: ClassVar[bool] = False
+    uses_labels: ClassVar[bool] = True
 
     def __init__(self, cfg: TermConfig, ctx: TermContext) -> None:
         super().__init__()
@@ -103,7 +118,7 @@ def aligned(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor,
     """The project's alignment rule for a student/teacher pair of maps, in fp32.
 
     The student map is bilinearly resized to the teacher's spatial size (never the other way round;
-    kd_methods.md §7.1); channel widths are left to the term's adapter.
+    docs/loss_terms.md §2); channel widths are left to the term's adapter.
     """
     return upsample(student.float(), teacher.shape[-2:]), teacher.float()
 

@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import ctypes
 import io
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from bench.config.compose import conf_dir, load_config
 from bench.config.schema import MethodConfig, ModelConfig, TermConfig
 from bench.methods import TERMS, LossTerm, Objective, TermContext
 from bench.models import Taps, build_model
-from bench.utils.runtime import resolve_device
+from bench.utils.runtime import memory_mb, peak_memory_mb, reset_peak_memory, resolve_device
 
 STUDENT_PRESET = "deeplabv3_r18"
 IGNORE_INDEX = 255
@@ -98,50 +97,23 @@ class Settings:
 
 
 # ---------------------------------------------------------------------------------------- memory
-class _Libc:
-    """``malloc_trim`` from glibc when there is one (returns freed heap pages to the system)."""
-
-    def __init__(self) -> None:
-        try:
-            self.trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            self.trim = None
-
-
-_LIBC = _Libc()
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    raise OSError(f"{key} not in /proc/self/status")
-
-
 @contextlib.contextmanager
 def peak_memory(device: torch.device) -> Iterator[list[float | None]]:
-    """Yields a one-element list that holds the peak extra MB of the block once it has run."""
+    """Yields a one-element list that holds the peak extra MB of the block once it has run.
+
+    The run's peak of :mod:`bench.utils.runtime` minus what was in use when the block started; None
+    where the peak cannot be reset (not Linux): the process's high-water mark is no figure for a block.
+    """
     out: list[float | None] = [None]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        yield out
-        torch.cuda.synchronize(device)
-        out[0] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-        return
-    try:
-        if _LIBC.trim is not None:
-            _LIBC.trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-        base = _status_mb("VmRSS")
-    except OSError:  # not Linux, or /proc not writable: no honest CPU figure
+    _sync(device)
+    kind = reset_peak_memory(device)
+    if kind == "cpu_max_rss_process":
         yield out
         return
+    base = memory_mb(device, kind)
     yield out
-    out[0] = _status_mb("VmHWM") - base
+    _sync(device)
+    out[0] = peak_memory_mb(device, kind) - base
 
 
 def _sync(device: torch.device) -> None:

@@ -131,9 +131,7 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
 
 
 def check_tune_config(cfg: RunConfig) -> None:
-    t = cfg.tune
-    if t.budget not in ("trials", "time"):
-        raise ConfigError(f"tune.budget='{t.budget}'; valid: trials, time")
+    t = cfg.tune  # tune.budget is typed (config.schema.Budget): composition refused other values
     if (t.budget == "trials" and t.trials < 1) or (t.budget == "time" and t.seconds <= 0):
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:

@@ -35,9 +35,7 @@ comparison at budget N reads slots 0 … N−1 (:func:`prefix`), so one study se
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +44,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bench.config import load_config
-from bench.config.compose import to_dict
+from bench.config.compose import hash_without, to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
 from bench.errors import CheckpointError, ConfigError
-from bench.methods import TERMS
+from bench.methods import needs_teacher
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
 from bench.utils.runtime import derive_seed
@@ -117,10 +115,6 @@ def check_driver(url: str) -> None:
             f"storage {mask_url(url)} needs the Python module '{module}', which is not installed; "
             f"install it with: pip install -e '.[{extra}]'"
         )
-
-
-def needs_teacher(cfg: RunConfig) -> bool:
-    return any(TERMS.get(t.term or k).needs_teacher for k, t in cfg.method.terms.items())
 
 
 def study_name(cfg: RunConfig) -> str:
@@ -208,10 +202,8 @@ def settings_hash(settings: dict[str, Any]) -> str:
     One study serves several budgets as prefixes of its slots; studies of equal hash were tuned
     under identical terms.
     """
-    kept = {k: v for k, v in settings.items() if k != "budget"}
-    kept["budget_kind"] = (settings.get("budget") or {}).get("kind")
-    blob = json.dumps(kept, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    kept = {**settings, "budget_kind": (settings.get("budget") or {}).get("kind")}
+    return hash_without(kept, ["budget"], default=str)
 
 
 def teacher_sha256(cfg: RunConfig) -> str:
@@ -246,14 +238,8 @@ def protocol_hash(cfg: RunConfig, space: SearchSpace) -> str:
     weights = data["student"].get("encoder_weights")
     if weights not in (None, "imagenet") and Path(weights).is_file():  # by content, not by location
         data["student"]["encoder_weights"] = sha256_file(weights)
-    for key in ("method", "teacher", "dataset.root", *NON_SEMANTIC_KEYS, *space.distributions):
-        *parents, leaf = key.split(".")
-        node = data
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
-    blob = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    keys = ("method", "teacher", "dataset.root", *NON_SEMANTIC_KEYS, *space.distributions)
+    return hash_without(data, keys, default=str)
 
 
 def open_study(

@@ -92,11 +92,24 @@ def peak_memory_mb(device: torch.device, kind: str) -> float:
     if kind == "cuda_max_allocated":
         return torch.cuda.max_memory_allocated(device) / 2**20
     if kind == "cpu_peak_rss_run":
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        return _status_mb("VmHWM")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_mb(device: torch.device, kind: str) -> float:
+    """The memory (MiB) in use now, as :func:`peak_memory_mb` counts it: allocated on CUDA, else resident."""
+    if kind == "cuda_max_allocated":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _status_mb("VmRSS")
+
+
+def _status_mb(key: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (Linux), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"{key} not in /proc/self/status")
 
 
 def _trim_heap() -> None:

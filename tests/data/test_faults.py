@@ -92,6 +92,7 @@ def test_ok_roots_still_load(tmp_path):
     shutil.rmtree(tmp_path)
 
 
+@pytest.mark.slow
 def test_failed_evaluation_is_finished_with_resume(tmp_path):
     """A bad evaluation file found after training: the error says resume=true; that evaluates the saved
     model (no retraining) once the file is fixed. Before, the rerun was refused ("already holds a run")."""

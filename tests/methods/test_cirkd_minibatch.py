@@ -51,19 +51,6 @@ def test_minibatch_matches_the_official_pair_loop():
     assert grouped.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_minibatch_depends_on_batch_composition():
-    # Cross-image pairs: the value depends on which images share a group (here: all 4 vs pairs).
-    s, t = torch.randn(4, 6, 3, 3), torch.randn(4, 6, 3, 3)
-    assert not math.isclose(
-        minibatch_pair_loss(s, t, 0.1, 0).item(), minibatch_pair_loss(s, t, 0.1, 2).item(), rel_tol=1e-3
-    )
-
-
-def test_minibatch_zero_for_identical_features():
-    f = torch.randn(2, 6, 4, 4)
-    assert minibatch_pair_loss(f, f.clone(), 0.1, 0).item() == pytest.approx(0.0, abs=1e-6)
-
-
 def test_minibatch_pooling_is_ceil_mode_average():
     f = torch.arange(9.0).reshape(1, 1, 3, 3)
     pooled = pool_features(f, 2)  # windows clipped at the border (ceil mode, no padding counted)
@@ -71,26 +58,13 @@ def test_minibatch_pooling_is_ceil_mode_average():
     assert pool_features(f, 1) is f
 
 
-def test_minibatch_term_gradient_ignore_and_resize():
-    s = torch.randn(2, 4, 3, 3, requires_grad=True)
-    t = torch.randn(2, 6, 6, 6, requires_grad=True)
+def test_minibatch_term_resizes_and_pools():
+    s, t = torch.randn(2, 4, 3, 3), torch.randn(2, 6, 6, 6)
     term = build_term("cirkd_minibatch", pool_size=2, group_size=0)
     loss = term(_feat_taps(s), _feat_taps(t), torch.full((2, 12, 12), 255))
-    loss.backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0 and t.grad is None
-    # Not label based: ignore pixels take part like every other position.
-    again = term(_feat_taps(s), _feat_taps(t), torch.zeros(2, 12, 12, dtype=torch.long))
-    assert again.item() == pytest.approx(loss.item())
     s_up = F.interpolate(s, (6, 6), mode="bilinear")
     expected = minibatch_pair_loss(pool_features(s_up, 2), pool_features(t, 2))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-
-
-def test_minibatch_is_fp32_under_autocast():
-    s, t = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16), torch.randn(2, 4, 4, 4, dtype=torch.bfloat16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = build_term("cirkd_minibatch")(_feat_taps(s), _feat_taps(t))
-    assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def test_minibatch_memory_estimate_stops_an_oversized_run():

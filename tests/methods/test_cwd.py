@@ -55,38 +55,14 @@ def test_log_softmax_survives_peaked_channels():
     assert torch.isfinite(loss) and loss.item() == pytest.approx(200.0, rel=1e-4)
 
 
-def test_zero_for_identical_maps_and_independent_of_batch_composition():
-    z = torch.randn(4, 5, 6, 6)
-    assert cwd_loss(z, z.clone(), 4.0).item() == pytest.approx(0.0, abs=1e-6)
-    s, t = torch.randn(4, 5, 6, 6), torch.randn(4, 5, 6, 6)
-    halves = (cwd_loss(s[:2], t[:2]) + cwd_loss(s[2:], t[2:])) / 2
-    assert cwd_loss(s, t).item() == pytest.approx(halves.item(), rel=1e-5)
+def test_logit_term_has_no_parameters():
+    assert build_term("cwd_logits").student_parameters() == []
 
 
-def test_logit_term_gradient_labels_and_resize():
-    s = torch.randn(2, 3, 4, 4, requires_grad=True)
-    t = torch.randn(2, 3, 8, 8, requires_grad=True)
-    term = build_term("cwd_logits")
-    labels = torch.randint(0, 3, (2, 64, 64))
-    loss = term(_taps(s), _taps(t), labels)
-    assert loss.item() == term(_taps(s), _taps(t), torch.full_like(labels, 255)).item()  # not label-based
-    loss.backward()
-    assert s.grad.abs().sum() > 0 and t.grad is None
-    assert term.student_parameters() == []
-
-
-def test_feature_adapter_only_for_a_width_mismatch_and_trained_with_the_student():
-    same = build_term("cwd_feat", _ctx(8, 8))
-    assert same.student_parameters() == []
-    f = torch.randn(2, 8, 5, 5)
-    assert same(_taps(feat=f), _taps(feat=f.clone())).item() == pytest.approx(0.0, abs=1e-6)
-    term = build_term("cwd_feat", _ctx(4, 8))
-    (weight,) = term.student_parameters()
+def test_feature_adapter_only_for_a_width_mismatch():
+    assert build_term("cwd_feat", _ctx(8, 8)).student_parameters() == []
+    (weight,) = build_term("cwd_feat", _ctx(4, 8)).student_parameters()
     assert weight.shape == (8, 4, 1, 1)
-    s = torch.randn(2, 4, 5, 5, requires_grad=True)
-    t = torch.randn(2, 8, 5, 5, requires_grad=True)
-    term(_taps(feat=s), _taps(feat=t)).backward()
-    assert s.grad.abs().sum() > 0 and weight.grad.abs().sum() > 0 and t.grad is None
     official = build_term("cwd_feat", _ctx(4, 8), adapter="conv_bn_relu")
     assert len(official.student_parameters()) == 3  # conv weight, BN weight and bias
 
@@ -104,15 +80,6 @@ def test_feature_normalisers():
     expected = cwd_loss(torch.cat([s, s], 1), t, 4.0)
     assert values["teacher"] == pytest.approx(expected.item(), rel=1e-6)
     assert values["student"] == pytest.approx(2 * values["teacher"], rel=1e-6)
-
-
-def test_fp32_under_autocast():
-    s, t = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16), torch.randn(2, 8, 4, 4, dtype=torch.bfloat16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        feat = build_term("cwd_feat", _ctx(4, 8))(_taps(feat=s), _taps(feat=t))
-        logits = build_term("cwd_logits")(_taps(s), _taps(s.clone()))
-    assert feat.dtype == logits.dtype == torch.float32 and torch.isfinite(feat)
-    assert logits.item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_invalid_options_and_missing_widths_are_refused():

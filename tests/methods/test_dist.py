@@ -42,11 +42,6 @@ def test_dist_temperature_scales_by_t_squared():
     assert dist_loss(s, t, beta=1.0, gamma=0.0, temperature=2.0).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_dist_zero_for_identical_logits():
-    z = torch.randn(2, 5, 4, 4)
-    assert dist_loss(z, z.clone()).item() == pytest.approx(0.0, abs=1e-5)
-
-
 def test_dist_adds_the_aux_heads_with_factor_0_4():
     s, t = _pair()
     sa, ta = torch.randn(1, 3, 1, 2), torch.randn(1, 3, 1, 2)
@@ -72,13 +67,6 @@ def test_dist_mask_ignore_is_the_loss_on_the_valid_pixels():
     assert unmasked.item() == pytest.approx(dist_loss(s, t).item(), rel=1e-6)
 
 
-def test_dist_gradient_reaches_only_the_student():
-    s, t = torch.randn(2, 3, 4, 4, requires_grad=True), torch.randn(2, 3, 4, 4, requires_grad=True)
-    build_term("dist")(Taps.from_logits(s), Taps.from_logits(t)).backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0
-    assert t.grad is None
-
-
 def test_dist_batch_composition():
     # Inter-class: a mean over pixels → independent of how the batch is split. Intra-class: each
     # class is correlated over all pixels of the batch → depends on which images share it.
@@ -92,14 +80,3 @@ def test_dist_batch_composition():
     assert dist_loss(s, t, 0.0, 1.0).item() == pytest.approx(2 / 3, rel=1e-5)
     assert dist_loss(s[:1], t[:1], 0.0, 1.0).item() == pytest.approx(1.0)
     assert dist_loss(s[1:], t[1:], 0.0, 1.0).item() == pytest.approx(1.0)
-
-
-def test_dist_is_fp32_under_autocast_and_resizes_the_student():
-    s = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16)
-    t = torch.randn(2, 4, 8, 8, dtype=torch.bfloat16)
-    aux_s = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16)
-    aux_t = torch.randn(2, 4, 8, 8, dtype=torch.bfloat16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        student, teacher = Taps.from_logits(s, aux_logits=aux_s), Taps.from_logits(t, aux_logits=aux_t)
-        loss = build_term("dist")(student, teacher)
-    assert loss.dtype == torch.float32 and torch.isfinite(loss)

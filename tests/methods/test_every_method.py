@@ -16,6 +16,7 @@ METHODS = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
 SWEEPS = conf_dir().parent / "sweeps" / "method"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_method_trains_end_to_end(method, tmp_path, teachers_dir):
     row = train_run(tiny_config(tmp_path, f"method={method}", f"teachers_dir={teachers_dir}"))
@@ -30,6 +31,7 @@ def test_method_has_a_search_space(method):
     assert isinstance(yaml.safe_load(path.read_text())["params"], dict)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_method_sweeps(method, tmp_path, teachers_dir):
     """`make sweep METHOD=<method>` with a one-trial budget: the space loads, trial 0 trains and counts."""

@@ -31,11 +31,6 @@ def test_kd_value_by_hand_t2_has_t_squared_factor():
     assert kd_loss(s, t, 2.0).item() == pytest.approx(4 * kl0 / 2, rel=1e-6)
 
 
-def test_kd_zero_for_identical_logits():
-    z = torch.randn(2, 5, 4, 4)
-    assert kd_loss(z, z.clone(), 3.0).item() == pytest.approx(0.0, abs=1e-7)
-
-
 def test_kd_mask_ignore_averages_over_valid_pixels():
     s, t = _pair()
     kl0 = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
@@ -44,27 +39,3 @@ def test_kd_mask_ignore_averages_over_valid_pixels():
     labels = torch.tensor([[[0, 255]]])  # pixel 1 ignored → mean over pixel 0 only
     loss = term(Taps.from_logits(s), Taps.from_logits(t), labels)
     assert loss.item() == pytest.approx(kl0, rel=1e-6)
-
-
-def test_kd_gradient_reaches_only_the_student():
-    s, t = _pair()
-    s.requires_grad_(True)
-    t.requires_grad_(True)
-    kd_loss(s, t).backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0
-    assert t.grad is None
-
-
-def test_kd_is_fp32_under_autocast_and_resizes_the_student():
-    s = torch.randn(2, 4, 4, 4, dtype=torch.bfloat16)
-    t = torch.randn(2, 4, 8, 8, dtype=torch.bfloat16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = build_term("kd", temperature=2.0)(Taps.from_logits(s), Taps.from_logits(t))
-    assert loss.dtype == torch.float32 and torch.isfinite(loss)
-
-
-def test_kd_is_independent_of_batch_composition():
-    s, t = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
-    whole = kd_loss(s, t)
-    halves = (kd_loss(s[:2], t[:2]) + kd_loss(s[2:], t[2:])) / 2
-    assert whole.item() == pytest.approx(halves.item(), rel=1e-6)

@@ -179,6 +179,7 @@ def test_a_signal_to_the_parent_stops_every_worker_and_fails_their_trials(tmp_pa
         _no_secret_in_files(tmp_path, _secret(url))
 
 
+@pytest.mark.slow
 def test_make_does_not_echo_the_storage_password(tmp_path, postgres_db):
     args = " ".join(a for a in sweep_args(tmp_path, None, "tune.trials=1") if "=" in a)
     result = subprocess.run(
@@ -265,6 +266,7 @@ def test_heartbeat_settings_are_checked(tmp_path):
         Sweep.open(sweep_args(tmp_path, None, "tune.heartbeat_interval=10", "tune.heartbeat_grace=5"))
 
 
+@pytest.mark.slow
 def test_a_memory_limit_stops_the_study_once_naming_the_term(tmp_path, teachers_dir):
     args = sweep_args(
         tmp_path,

@@ -16,6 +16,8 @@ from bench.tune.runner import run_sweep
 
 from ..conftest import sweep_args
 
+pytestmark = pytest.mark.slow  # sweeps, finals and the notebook end to end
+
 NOTEBOOK = conf_dir().parent / "notebooks" / "baseline_vs_kd.ipynb"
 
 

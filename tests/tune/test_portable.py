@@ -17,6 +17,8 @@ from bench.tune.space import load_space
 from ..conftest import sweep_args
 from .test_sweep import CALLS
 
+pytestmark = pytest.mark.slow  # sweeps from two clones
+
 REPO = conf_dir().parent
 
 

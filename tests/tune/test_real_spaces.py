@@ -10,6 +10,8 @@ from bench.config.compose import conf_dir
 from bench.errors import ConfigError
 from bench.tune.space import load_space
 
+pytestmark = pytest.mark.slow  # composes every study of every dataset
+
 DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
 STUDENTS = ("deeplabv3_r18", "deeplabv3_mbv2", "pspnet_r18")
 PROTOCOLS = ("cirkd", "mmseg80k")

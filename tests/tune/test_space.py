@@ -26,6 +26,7 @@ def _load(tmp: Path, *overrides: str):
     return load_space(load_config([*TINY, "method=kd", f"tune.sweeps_dir={tmp}", *overrides]))
 
 
+@pytest.mark.slow
 def test_repository_spaces_load_for_every_method():
     from bench.config.compose import conf_dir
 

@@ -25,6 +25,8 @@ from bench.tune.space import load_space
 
 from ..conftest import sweep_args
 
+pytestmark = pytest.mark.slow  # sweeps end to end, in worker processes
+
 
 @dataclass
 class _FaultConfig(TermConfig):

@@ -48,6 +48,8 @@ class AT(LossTerm):
 
     Config = ATConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    batch_decomposable = True
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0

@@ -149,6 +149,8 @@ class CIRKDMemory(LossTerm):
 
     Config = CIRKDMemoryConfig
     requires = frozenset({"feat"})
+    identical_value = None  # the student passes a projection head first
+    batch_decomposable = False  # training mode enqueues the batch; anchors are a mean over the batch
 
     def __init__(self, cfg: CIRKDMemoryConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

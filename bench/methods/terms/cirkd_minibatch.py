@@ -104,6 +104,8 @@ class CIRKDMiniBatch(LossTerm):
 
     Config = CIRKDMiniBatchConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    batch_decomposable = False  # pixel pairs across the images of a group
 
     def __init__(self, cfg: CIRKDMiniBatchConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

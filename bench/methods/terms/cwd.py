@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.config.schema import TermConfig
-from bench.errors import ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32
 from bench.methods.terms.fitnet import feat_channels
 from bench.models.taps import Taps
 
-ADAPTERS = ("conv", "conv_bn_relu")
-NORMALIZERS = ("teacher", "student")
+
+class Adapter(StrEnum):
+    """``cwd_feat.adapter``: conv without bias (CIRKD) or conv → BN → ReLU (TorchDistiller)."""
+
+    conv = "conv"
+    conv_bn_relu = "conv_bn_relu"
+
+
+class Normalizer(StrEnum):
+    """``cwd_feat.normalizer``: channels of the canonical normaliser B·D_t, or CIRKD's B·D_s."""
+
+    teacher = "teacher"
+    student = "student"
 
 
 @dataclass
@@ -29,10 +40,10 @@ class CWDFeatConfig(TermConfig):
     temperature: float = 4.0
     # Student → teacher 1×1 adapter, built only when D_s ≠ D_t: "conv" (no bias; CIRKD) or
     # "conv_bn_relu" (official TorchDistiller: conv → BN → ReLU).
-    adapter: str = "conv"
+    adapter: Adapter = Adapter.conv
     # Channel count in the normaliser B·D: "teacher" (canonical, D_t = channels after the adapter) or
     # "student" (CIRKD's code, D_s before the adapter: the loss is D_t/D_s times the canonical one).
-    normalizer: str = "teacher"
+    normalizer: Normalizer = Normalizer.teacher
 
 
 def cwd_loss(
@@ -79,6 +90,8 @@ class CWDLogits(LossTerm):
 
     Config = CWDLogitsConfig
     requires = frozenset({"logits_low"})
+    uses_labels = False
+    batch_decomposable = True  # normaliser B·C: a mean over images
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0
@@ -106,14 +119,11 @@ class CWDFeat(LossTerm):
 
     Config = CWDFeatConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    batch_decomposable = True  # normaliser B·C: a mean over images
 
     def __init__(self, cfg: CWDFeatConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)
-        if cfg.adapter not in ADAPTERS or cfg.normalizer not in NORMALIZERS:
-            raise ConfigError(
-                f"cwd_feat: adapter='{cfg.adapter}' (valid: {', '.join(ADAPTERS)}), normalizer="
-                f"'{cfg.normalizer}' (valid: {', '.join(NORMALIZERS)})"
-            )
         self.student_dim, self.teacher_dim = feat_channels(ctx, "cwd_feat")
         self.adapter: nn.Module = nn.Identity()
         if self.student_dim != self.teacher_dim:

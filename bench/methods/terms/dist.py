@@ -101,6 +101,10 @@ class DIST(LossTerm):
     Config = DISTConfig
     requires = frozenset({"logits_low", "aux_logits"})
 
+    @property
+    def batch_decomposable(self) -> bool:  # type: ignore[override]
+        return self.cfg.gamma == 0  # the intra-class relation correlates each class over the batch
+
     def _pair(self, s: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         s, t = aligned(s, t)
         mask = None

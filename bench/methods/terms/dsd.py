@@ -76,6 +76,8 @@ class DSD(LossTerm):
 
     Config = DSDConfig
     requires = frozenset({"feat", "logits_low", "aux_logits"})
+    uses_labels = False
+    batch_decomposable = True
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0

@@ -54,6 +54,9 @@ class FitNet(LossTerm):
 
     Config = FitNetConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    identical_value = None  # the adapter starts at a random init, not the identity
+    batch_decomposable = True
 
     def __init__(self, cfg: FitNetConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

@@ -91,6 +91,7 @@ class IFVD(LossTerm):
 
     Config = IFVDConfig
     requires = frozenset({"feat"})
+    batch_decomposable = True  # prototypes per image
 
     def __init__(self, cfg: IFVDConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

@@ -56,6 +56,7 @@ class KD(LossTerm):
 
     Config = KDConfig
     requires = frozenset({"logits_low"})
+    batch_decomposable = True
 
     def forward(
         self, student: Taps, teacher: Taps | None, labels: torch.Tensor | None = None, step: int = 0

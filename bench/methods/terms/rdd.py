@@ -145,6 +145,8 @@ class RDD(LossTerm):
     Config = RDDConfig
     requires = frozenset({"logits_low", "aux_logits"})
     replaces_task_loss = True
+    # Zero at student = teacher in the TSE stage (equal hard-pixel masks, XOR selects none).
+    batch_decomposable = False  # TSE: the min_kept threshold is a quantile over the batch
 
     def __init__(self, cfg: RDDConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

@@ -168,6 +168,9 @@ class SKDHolistic(LossTerm):
 
     Config = SKDHolisticConfig
     requires = frozenset({"logits_low"})
+    uses_labels = False
+    identical_value = None  # the generator loss is −D(student): no minimum at student = teacher
+    batch_decomposable = False  # training mode: the discriminator's BatchNorm uses batch statistics
 
     def __init__(self, cfg: SKDHolisticConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)

@@ -97,6 +97,8 @@ class SKDPair(LossTerm):
 
     Config = SKDPairConfig
     requires = frozenset({"feat"})
+    uses_labels = False
+    batch_decomposable = True
 
     def __init__(self, cfg: SKDPairConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)
