@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bench.config.schema import TrainConfig
 
 
-@dataclass(frozen=True)
-class Due:
-    """What the loop does after a step (``step`` counts completed steps)."""
+class Due(NamedTuple):
+    """What the loop does after a step (``step`` counts completed steps); a tuple, built every step."""
 
     log: bool  # read the losses (the loop's only host sync), record history, call ``on_log``
     validate: bool  # intermediate validation (never at the end: the final evaluation is the result)
