@@ -1,8 +1,11 @@
 """Training of one run: config in, result row out.
 
-The loop keeps the device busy: the losses, the running sums for logging and the NaN/inf watch all
-stay on the device and the host reads them only every ``train.log_interval`` steps. A non-finite loss
-is still reported with the exact step and term at which it first appeared.
+The loop composes three pieces with one job each: :meth:`Trainer.train_step` (one optimisation step,
+returning its loss terms on the device), :class:`~bench.engine.schedule.Schedule` (which steps log,
+validate and checkpoint) and the meters of :mod:`bench.engine.meters` (running losses with the NaN/inf
+watch, training time). The device stays busy: the host reads the losses only every
+``train.log_interval`` steps, and a non-finite loss is still reported with the exact step and term at
+which it first appeared.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from bench.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from bench.engine.meters import LossMeter, Timing, TrainingClock
 from bench.engine.optim import build_optimizer, build_scheduler
-from bench.errors import BenchError, NonFiniteLossError
+from bench.engine.schedule import Schedule
+from bench.errors import BenchError
 from bench.evaluation import Metrics, eval_loader, evaluate
 from bench.methods import Objective, TermContext, needs_teacher
 from bench.models import build_model, count_parameters
@@ -129,9 +134,12 @@ class Trainer:
 
         self.step = 0
         self.history: list[dict[str, Any]] = []
-        self.train_seconds = 0.0
-        self._step_seconds = 0.0  # summed over timed log intervals (the first one is warm-up)
-        self._timed_steps = 0
+        self.timing = Timing()
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent training so far (across resumes; validation and checkpoints left out)."""
+        return self.timing.train_seconds
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -145,7 +153,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
-            "timing": [self.train_seconds, self._step_seconds, self._timed_steps],
+            "timing": [self.timing.train_seconds, self.timing.step_seconds, self.timing.timed_steps],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -157,7 +165,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.history = state["history"]
-        self.train_seconds, self._step_seconds, self._timed_steps = state["timing"]
+        self.timing = Timing(*state["timing"])
 
     # ------------------------------------------------------------------ run
     def fit(self) -> dict[str, Any]:
@@ -241,80 +249,68 @@ class Trainer:
             yield images, labels.to(self.device, non_blocking=True)
 
     def _train_loop(self, interrupted: threading.Event) -> None:
-        cfg, t = self.cfg, self.cfg.train
-        names = self.objective.part_names
-        part_sum = torch.zeros(len(names), device=self.device)
-        first_bad = torch.full((len(names),), -1, dtype=torch.long, device=self.device)
-        logged_at, interval_steps, first_interval = self.step, 0, True
-        clock = _IntervalClock()
-        main = self.dist.is_main
+        """Steps until ``train.iterations``, doing what the schedule says after each; on Ctrl-C
+        (``interrupted``) it checkpoints and stops."""
+        schedule = Schedule.of(self.cfg.train)
+        losses = LossMeter(self.objective.part_names, self.device, self.step)
+        clock = TrainingClock(self.timing, self.step)
         self.student.train()
         bar = tqdm(
-            total=t.iterations,
+            total=self.cfg.train.iterations,
             initial=self.step,
-            disable=not cfg.progress or not self.dist.is_main,
+            disable=not self.cfg.progress or not self.dist.is_main,
             desc=self.label,
             dynamic_ncols=True,
             mininterval=1.0,
         )
         try:
             for images, labels in self._batches():
-                step = self.step
-                parts = self._train_step(images, labels, step)
-                part_sum += parts
-                first_bad = torch.where((~torch.isfinite(parts)) & (first_bad < 0), step, first_bad)
+                losses.add(self.train_step(images, labels, self.step), self.step)
                 self.step += 1
-                interval_steps += 1
                 bar.update(1)
                 for cb in self.callbacks:
                     cb.on_step_end(self.step)
-
-                done = self.step == t.iterations
-                if self.step % t.log_interval == 0 or done:
-                    # The only host sync of the loop.
-                    bad = first_bad.cpu()
-                    if (bad >= 0).any():
-                        i = int(torch.where(bad >= 0, bad, bad.max() + 1).argmin())
-                        raise NonFiniteLossError(int(bad[i]) + 1, names[i])
-                    part_mean = distributed.mean_across_ranks(part_sum, self.dist)
-                    means = (part_mean / (self.step - logged_at)).tolist()
-                    elapsed = clock.lap()
-                    self.train_seconds += elapsed
-                    if not first_interval or done:  # the first interval includes warm-up
-                        self._step_seconds += elapsed
-                        self._timed_steps += interval_steps
-                    entry = {
-                        "step": self.step,
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "loss": sum(means),
-                        **dict(zip(names, means, strict=True)),
-                    }
-                    self.history.append(entry)
-                    for cb in self.callbacks:
-                        cb.on_log(self.step, entry)
+                due = schedule.at(self.step)
+                if due.log:
+                    means = losses.means(self.step, self.dist)  # the only host sync of the loop
+                    clock.lap(self.step, due.final)
+                    entry = self._log(means)
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
-                    part_sum.zero_()
-                    logged_at, interval_steps, first_interval = self.step, 0, False
-                if t.val_interval and self.step % t.val_interval == 0 and not done:
+                if due.validate:
                     with clock.paused():
                         self._intermediate_validation()
-                if ((t.checkpoint_interval and self.step % t.checkpoint_interval == 0) or done) and main:
+                if due.checkpoint and self.dist.is_main:
                     with clock.paused():
                         save_checkpoint(self.out, self.state_dict())
                 if interrupted.is_set():
-                    if main:
+                    if self.dist.is_main:
                         save_checkpoint(self.out, self.state_dict())
                     raise KeyboardInterrupt(
                         f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
                         "resume=true to continue"
                     )
         except BaseException:
-            self.train_seconds += clock.lap()  # a stopped run (pruned, diverged) still reports its cost
+            clock.stop()  # a stopped run (pruned, diverged) still reports its cost
             raise
         finally:
             bar.close()
 
-    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+    def _log(self, means: list[float]) -> dict[str, Any]:
+        """Record the interval's mean loss per term (and their sum) and tell the callbacks."""
+        entry = {
+            "step": self.step,
+            "lr": self.scheduler.get_last_lr()[0],
+            "loss": sum(means),
+            **dict(zip(self.objective.part_names, means, strict=True)),
+        }
+        self.history.append(entry)
+        for cb in self.callbacks:
+            cb.on_log(self.step, entry)
+        return entry
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+        """One optimisation step on a batch; returns its loss terms (``objective.part_names``) on the
+        device, without waiting for it."""
         t = self.cfg.train
         with torch.autocast(
             self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
@@ -348,7 +344,7 @@ class Trainer:
         total, active = count_parameters(
             self.student, tuple(cfg.train.crop_size or _sample_size(self.eval_set))
         )
-        step_s = self._step_seconds / max(self._timed_steps, 1)
+        step_s = self.timing.step_time
         kind = self._memory_kind
         peak = peak_memory_mb(self.device, kind)
         names = getattr(self.eval_set, "class_names", None)
@@ -384,28 +380,6 @@ class Trainer:
             "tuning": self.annotations,
             "history": self.history,
         }
-
-
-class _IntervalClock:
-    """Seconds of training between laps, leaving out time spent in :meth:`paused` blocks."""
-
-    def __init__(self) -> None:
-        self._start = time.perf_counter()
-        self._excluded = 0.0
-
-    def lap(self) -> float:
-        now = time.perf_counter()
-        elapsed = now - self._start - self._excluded
-        self._start, self._excluded = now, 0.0
-        return elapsed
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._excluded += time.perf_counter() - start
 
 
 def _sample_size(dataset: Any) -> tuple[int, int]:

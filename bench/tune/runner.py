@@ -9,13 +9,12 @@ never touched here.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,11 @@ from optuna.trial import Trial, TrialState
 
 from bench.config import RunConfig, load_config
 from bench.engine.trainer import Callback, Trainer
-from bench.errors import BenchError, ConfigError, MemoryLimitError, NonFiniteLossError
+from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.processes import run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
@@ -66,10 +66,6 @@ class LeaseCallback(Callback):
     def on_step_end(self, step: int) -> None:
         if self.lease.lost.is_set():
             raise LeaseLostError(f"failed as stale by another worker at step {step}")
-
-
-class LeaseLostError(RuntimeError):
-    pass
 
 
 class TrialProgress(Callback):
@@ -183,7 +179,7 @@ class Sweep:
         ``wait=False`` it returns instead (a worker of several studies moves on to the next one).
         """
         tune = self.cfg.tune
-        started = time.perf_counter()
+        started, trained = time.perf_counter(), 0  # this worker's pace, for the ETA
         while True:
             hb.fail_stale_trials(self.study, tune.heartbeat_grace)
             st.enqueue_missing_replacements(self.study)  # stale trials, or a worker died before enqueuing
@@ -205,69 +201,41 @@ class Sweep:
                 self._finish(trial, TrialState.FAIL, {"fail_reason": "over_budget"})
                 continue  # a trial ahead may still fail; budget_met / budget_left decide
             self.run_trial(trial)
-            self._progress(trial.number, started)
+            trained += 1
+            self._progress(trial.number, (time.perf_counter() - started) / trained)
 
     def run_trial(self, trial: Trial) -> None:
-        """Train one trial and tell Optuna how it ended (see :mod:`bench.tune.study` for counting)."""
-        attrs: dict[str, Any] = {}
-        trainer: Trainer | None = None
-        start = time.perf_counter()
-        state, value = TrialState.FAIL, None
+        """Train one trial and tell Optuna how it ended (:func:`bench.tune.outcome.classify`; see
+        :mod:`bench.tune.study` for counting)."""
+        attempt = TrialAttempt()
         lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
-            cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
-            progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
-            callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
-            trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
-            row = trainer.fit()
-            state, value = TrialState.COMPLETE, row["metrics"]["miou"]
-            attrs |= {
-                "step_time_ms": row["cost"]["step_time_ms"],
-                "peak_mem_mb": row["cost"]["peak_mem_mb"],
-                "config_hash": row["config_hash"],
-            }
-        except optuna.TrialPruned as e:
-            state = TrialState.PRUNED
-            attrs["pruned"] = str(e)
-        except NonFiniteLossError as e:
-            attrs |= {"fail_reason": "nonfinite", "error": str(e)}
-        except torch.OutOfMemoryError as e:
-            attrs |= {"fail_reason": "oom", "error": str(e).splitlines()[0]}
-        except MemoryLimitError as e:  # the method's setting: every trial would stop here
-            self._finish(trial, TrialState.FAIL, {"fail_reason": "memory_limit", "error": str(e)})
-            raise BenchError(f"study '{self.name}' stopped (every trial would stop here): {e}") from None
-        except ConfigError as e:
-            attrs |= {"fail_reason": "invalid", "error": str(e)}
-        except LeaseLostError as e:
-            log.warning("trial %d %s; dropping it", trial.number, e)
-            self._discard(trainer)
-            return
-        except KeyboardInterrupt:
-            attrs["fail_reason"] = "interrupted"
-            self._finish(trial, TrialState.FAIL, attrs | self._cost(trainer, start))
-            self._discard(trainer)
-            raise
-        except Exception as e:  # a crashing trial must not end the sweep
-            attrs |= {"fail_reason": "error", "error": f"{type(e).__name__}: {e}"}
-            log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
+            error, outcome = None, classify(self._train(trial, lease, attempt))
+        except (Exception, KeyboardInterrupt) as e:
+            error, outcome = e, classify(e)
+            if outcome.fail_reason == "error":
+                log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
         finally:
             lease.stop()
-        self._finish(trial, state, attrs | self._cost(trainer, start), value)
-        if not self.cfg.tune.keep_trial_checkpoints:
-            self._discard(trainer)
+        if outcome.then is Then.DROP:
+            log.warning("trial %d %s; dropping it", trial.number, outcome.message)
+        else:
+            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost(), outcome.value)
+        if outcome.then is not Then.NEXT or not self.cfg.tune.keep_trial_checkpoints:
+            attempt.discard()
+        if outcome.then is Then.STOP_STUDY:
+            raise BenchError(f"study '{self.name}' stopped (every trial would stop here): {outcome.message}")
+        if outcome.then is Then.RERAISE:
+            raise error
 
-    @staticmethod
-    def _discard(trainer: Trainer | None) -> None:
-        """Remove a trial's checkpoints and model (its result row stays)."""
-        if trainer is not None:
-            discard_checkpoints(trainer.out)
-
-    @staticmethod
-    def _cost(trainer: Trainer | None, start: float) -> dict[str, float]:
-        return {
-            "train_seconds": trainer.train_seconds if trainer else 0.0,
-            "wall_seconds": time.perf_counter() - start,
-        }
+    def _train(self, trial: Trial, lease: hb.Lease, attempt: TrialAttempt) -> dict[str, Any]:
+        """Train the trial on this worker's device; returns its result row (what it raises is the
+        trial's outcome). The one place where a trial trains."""
+        cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
+        progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
+        callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
+        attempt.trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
+        return attempt.trainer.fit()
 
     def _finish(
         self, trial: Trial, state: TrialState, attrs: dict[str, Any], value: float | None = None
@@ -284,8 +252,9 @@ class Sweep:
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was failed as stale by another worker; its result is dropped", trial.number)
 
-    def _progress(self, number: int, started: float) -> None:
-        """One line for the trial this worker just finished, with the study's state."""
+    def _progress(self, number: int, per_trial: float) -> None:
+        """One line for the trial this worker just finished, with the study's state; the ETA assumes
+        every worker takes ``per_trial`` seconds a trial, as this one has so far."""
         tune = self.cfg.tune
         t = st.tally(self.study)
         last = next(tr for tr in self.study.get_trials(deepcopy=False) if tr.number == number)
@@ -301,22 +270,31 @@ class Sweep:
         )
         if tune.budget == "trials":
             target = f"{done}/{tune.trials}"
-            remaining = tune.trials - done
-            per_trial = (time.perf_counter() - started) / max(self._mine(), 1)
-            eta = remaining * per_trial / max(tune.workers, 1)
+            eta = (tune.trials - done) * per_trial / max(tune.workers, 1)
         else:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
         head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
         say(f"{head} | best {best} | {target} | ETA {duration(eta)}")
 
-    def _mine(self) -> int:
-        pid = os.getpid()
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False)
-            if (t.user_attrs.get("owner") or {}).get("pid") == pid and t.state != TrialState.RUNNING
-        )
+
+@dataclass
+class TrialAttempt:
+    """What one trial's training leaves for the runner to record and clean up, however it trained."""
+
+    start: float = field(default_factory=time.perf_counter)
+    trainer: Trainer | None = None  # set once the trial's config is built and its trainer set up
+
+    def cost(self) -> dict[str, float]:
+        return {
+            "train_seconds": self.trainer.train_seconds if self.trainer else 0.0,
+            "wall_seconds": time.perf_counter() - self.start,
+        }
+
+    def discard(self) -> None:
+        """Remove the trial's checkpoints and model (its result row stays)."""
+        if self.trainer is not None:
+            discard_checkpoints(self.trainer.out)
 
 
 def say(line: str) -> None:
