@@ -16,6 +16,7 @@ this machine): what the tests use where there is no Slurm.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -50,6 +51,13 @@ def job_count(cfg: RunConfig) -> int:
     return cfg.launcher.jobs or cfg.tune.workers
 
 
+def sbatch_memory(gb: float) -> str:
+    """``--mem`` for ``launcher.mem_gb``: sbatch takes whole numbers only (``0.5GB`` is refused)."""
+    if gb <= 0:
+        raise ConfigError(f"launcher.mem_gb={gb:g} must be positive")
+    return f"{gb:g}GB" if float(gb).is_integer() else f"{math.ceil(gb * 1024)}MB"
+
+
 def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
     """sbatch parameters (submitit's names) from ``launcher.*``."""
     launcher = cfg.launcher
@@ -57,7 +65,7 @@ def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
         "job_name": f"segkd-{cfg.method.name}",
         "time": launcher.timeout_min,
         "cpus_per_task": launcher.cpus_per_task,
-        "mem": f"{launcher.mem_gb:g}GB",
+        "mem": sbatch_memory(launcher.mem_gb),
         "setup": list(launcher.setup),
         "comment": name,
         "array_parallelism": launcher.max_parallel or job_count(cfg),
@@ -136,11 +144,15 @@ def launch_workers(sweeps: list[Sweep]) -> None:
         log.info("%s: job %s, log %s", name, job.job_id, job.paths.stdout)
     if not cfg.launcher.wait:
         return
+    shown: dict[str, str] = {}
     try:
         while not all(job.done() for job in jobs):
             time.sleep(min(POLL_SECONDS, cfg.tune.heartbeat_interval))
             for sweep in sweeps:
-                print(study_status(sweep.study, cfg.tune.heartbeat_grace).line(), flush=True)
+                line = study_status(sweep.study, cfg.tune.heartbeat_grace).line()
+                if shown.get(sweep.name) != line:  # a line when something changed, not every poll
+                    print(line, flush=True)
+                    shown[sweep.name] = line
     except KeyboardInterrupt:
         for job in jobs:
             job.cancel(check=False)

@@ -56,3 +56,35 @@ def postgres_db(postgres_url: str, request: pytest.FixtureRequest) -> str:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+SLURM_ENV = "SLURM_CONF"
+
+
+@pytest.fixture(scope="session")
+def slurm_conf() -> Iterator[str]:
+    """A real one-node Slurm cluster on localhost; yields its ``slurm.conf`` (clients read ``SLURM_CONF``).
+
+    ``.ci/run`` starts one with ``.ci/slurm.sh`` and exports ``SLURM_CONF``. Without it, the fixture
+    starts its own where Debian's ``slurm-wlm`` and ``munge`` are installed (as root); where it cannot,
+    the tests skip with a loud reason locally and fail in CI (``CI=true``).
+    """
+    if os.environ.get(SLURM_ENV):
+        yield os.environ[SLURM_ENV]
+        return
+    folder = Path(tempfile.mkdtemp(prefix="segkd-slurm-"))
+    script = ROOT / ".ci" / "slurm.sh"
+    started = subprocess.run(["bash", str(script), "start", str(folder)], capture_output=True, text=True)
+    if started.returncode != 0:
+        why = (started.stderr or started.stdout).strip().splitlines()[:1] or ["no output"]
+        message = (
+            f"NO SLURM CLUSTER: the Slurm launcher test did not run ({why[0]}); as root, "
+            f"apt-get install slurm-wlm munge, or set {SLURM_ENV} to a cluster's slurm.conf"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True)
