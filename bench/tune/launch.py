@@ -71,8 +71,18 @@ def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
         "array_parallelism": launcher.max_parallel or job_count(cfg),
         "stderr_to_stdout": True,  # one log per job
     }
-    if launcher.gpus_per_node:
-        params["gpus_per_node"] = launcher.gpus_per_node
+    gpus = launcher.gpus_per_node
+    n = cfg.tune.gpus_per_trial
+    if n > 1:  # each job is one worker whose trials run on n GPUs
+        if gpus not in (0, n):
+            raise ConfigError(
+                f"launcher.gpus_per_node={gpus} but tune.gpus_per_trial={n}: each job is one worker "
+                f"training one trial at a time on {n} GPUs; leave launcher.gpus_per_node at 0 (it "
+                f"follows tune.gpus_per_trial) or set it to {n}"
+            )
+        gpus = n
+    if gpus:
+        params["gpus_per_node"] = gpus
     if launcher.partition:
         params["partition"] = launcher.partition
     if launcher.account:
@@ -112,11 +122,16 @@ def _executor(cfg: RunConfig, name: str) -> Any:
 def slurm_worker(studies: list[list[str]], index: int) -> None:
     """One array task: one sweep worker over the studies (:func:`bench.tune.runner.work_on`)."""
     from bench.cli import setup_logging
+    from bench.config import load_config
+    from bench.tune.multi_gpu import trial_gpus
     from bench.tune.processes import raise_on_sigterm
     from bench.tune.runner import work_on
 
     setup_logging()
     raise_on_sigterm()
+    cfg = load_config(studies[0])
+    if cfg.tune.gpus_per_trial > 1:  # the job's node, before any trial is claimed
+        trial_gpus(cfg.device, cfg.tune.gpus_per_trial)
     storage = os.environ.get(STORAGE_ENV)
     work_on([[*overrides, f"tune.storage='{storage}'"] if storage else overrides for overrides in studies])
 
