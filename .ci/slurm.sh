@@ -29,10 +29,10 @@ stop() {
   done
 }
 
-fail() {
-  echo "slurm.sh: $1" >&2
+fail() {  # the daemons' logs, then the reason (the last line, which the tests quote)
   for log in "$dir"/*.log; do [ -f "$log" ] && { echo "--- $log" >&2; tail -n 15 "$log" >&2; }; done
   stop
+  echo "slurm.sh: $1" >&2
   exit 1
 }
 
