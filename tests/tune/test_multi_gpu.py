@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -19,21 +23,26 @@ from bench.tune.multi_gpu import TorchrunTrial, TrialProcessError, check_gpus_pe
 from bench.tune.runner import run_sweep
 
 from ..conftest import sweep_args, tiny_config
-from ..test_distributed import SAME, TOLERANCE
+from ..test_distributed import ROOT, SAME, TOLERANCE
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Live (not zombie) processes: pid → (parent pid, command line)."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            fields = dict(ln.split(":", 1) for ln in (proc / "status").read_text().splitlines() if ":" in ln)
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and not fields.get("State", "").strip().startswith("Z"):
+            out[int(proc.name)] = (int(fields["PPid"]), cmdline)
+    return out
 
 
 def _leftovers(workdir: str) -> list[int]:
     """Processes whose command line names the trial's folder (torchrun's agent and its ranks)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            state = next(ln for ln in (proc / "status").read_text().splitlines() if ln.startswith("State:"))
-        except (OSError, StopIteration):
-            continue
-        if workdir.encode() in cmdline and " Z " not in f"{state} ":
-            pids.append(int(proc.name))
-    return pids
+    return [pid for pid, (_, cmdline) in _processes().items() if workdir.encode() in cmdline]
 
 
 @pytest.mark.slow
@@ -101,6 +110,31 @@ def test_the_worker_replays_every_hook_and_a_prune_stops_the_processes(tmp_path)
     assert record.ended == [(record.steps[-1], False)]
     assert record.steps[-1] < 400 and trial.train_seconds > 0
     assert not (Path(cfg.output_dir) / "result.json").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_sigkill_takes_torchrun_and_its_ranks_along(tmp_path):
+    args = sweep_args(tmp_path, None, "tune.trials=1", "tune.gpus_per_trial=2", "tune.trial_iterations=4000")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen([sys.executable, "-m", "bench.sweep", *args], env=env, cwd=ROOT)
+
+    def ranks() -> tuple[int, list[int]] | None:
+        procs = _processes()
+        agents = [p for p, (ppid, cmd) in procs.items() if ppid == sweep.pid and b"multi_gpu\0agent" in cmd]
+        ranks = [p for p, (ppid, _) in procs.items() if agents and ppid == agents[0]]
+        return (agents[0], ranks) if len(ranks) == 2 else None
+
+    deadline = time.monotonic() + 300
+    while not (found := ranks()) and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.2)
+    assert found, "torchrun and 2 ranks never ran"
+    agent, rank_pids = found
+    sweep.kill()
+    sweep.wait()
+    deadline = time.monotonic() + 120
+    while (alive := set(_processes()) & {agent, *rank_pids}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, "torchrun or a rank outlived its killed worker"
 
 
 @pytest.mark.slow
