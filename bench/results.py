@@ -6,6 +6,7 @@ Rows are written atomically; the report (``make report``) reads them back with :
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -70,6 +71,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": name,
         "torch_threads": torch.get_num_threads(),
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),  # torchrun: the run's ranks
         "cuda": torch.version.cuda if device.type == "cuda" else None,
     }
 

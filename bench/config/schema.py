@@ -243,7 +243,7 @@ class TuneConfig:
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
-    gpus_per_trial: int = 1  # GPUs of one trial's run; only 1 for now (multi-GPU: torchrun, README)
+    gpus_per_trial: int = 1  # processes (GPUs) of one trial's run; >1: torchrun/DDP, bench.tune.multi_gpu
     # CUDA: workers sharing one GPU (small students leave a large GPU mostly idle); workers i·k … i·k+k-1
     # go to GPU i (mod the visible GPUs).
     workers_per_gpu: int = 1
@@ -270,7 +270,7 @@ class LauncherConfig:
     jobs: int | None = None  # Slurm: array size (one worker each); null = tune.workers
     partition: str | None = None
     account: str | None = None
-    gpus_per_node: int = 0  # GPUs per job (set to tune.gpus_per_trial for multi-GPU trials)
+    gpus_per_node: int = 0  # GPUs per job; 0 with tune.gpus_per_trial=N>1: N (it must equal N)
     cpus_per_task: int = 4
     mem_gb: float = 16.0
     timeout_min: int = 240  # the job's time limit

@@ -16,6 +16,7 @@ this machine): what the tests use where there is no Slurm.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -50,6 +51,13 @@ def job_count(cfg: RunConfig) -> int:
     return cfg.launcher.jobs or cfg.tune.workers
 
 
+def sbatch_memory(gb: float) -> str:
+    """``--mem`` for ``launcher.mem_gb``: sbatch takes whole numbers only (``0.5GB`` is refused)."""
+    if gb <= 0:
+        raise ConfigError(f"launcher.mem_gb={gb:g} must be positive")
+    return f"{gb:g}GB" if float(gb).is_integer() else f"{math.ceil(gb * 1024)}MB"
+
+
 def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
     """sbatch parameters (submitit's names) from ``launcher.*``."""
     launcher = cfg.launcher
@@ -57,14 +65,24 @@ def slurm_parameters(cfg: RunConfig, name: str) -> dict[str, Any]:
         "job_name": f"segkd-{cfg.method.name}",
         "time": launcher.timeout_min,
         "cpus_per_task": launcher.cpus_per_task,
-        "mem": f"{launcher.mem_gb:g}GB",
+        "mem": sbatch_memory(launcher.mem_gb),
         "setup": list(launcher.setup),
         "comment": name,
         "array_parallelism": launcher.max_parallel or job_count(cfg),
         "stderr_to_stdout": True,  # one log per job
     }
-    if launcher.gpus_per_node:
-        params["gpus_per_node"] = launcher.gpus_per_node
+    gpus = launcher.gpus_per_node
+    n = cfg.tune.gpus_per_trial
+    if n > 1:  # each job is one worker whose trials run on n GPUs
+        if gpus not in (0, n):
+            raise ConfigError(
+                f"launcher.gpus_per_node={gpus} but tune.gpus_per_trial={n}: each job is one worker "
+                f"training one trial at a time on {n} GPUs; leave launcher.gpus_per_node at 0 (it "
+                f"follows tune.gpus_per_trial) or set it to {n}"
+            )
+        gpus = n
+    if gpus:
+        params["gpus_per_node"] = gpus
     if launcher.partition:
         params["partition"] = launcher.partition
     if launcher.account:
@@ -104,11 +122,16 @@ def _executor(cfg: RunConfig, name: str) -> Any:
 def slurm_worker(studies: list[list[str]], index: int) -> None:
     """One array task: one sweep worker over the studies (:func:`bench.tune.runner.work_on`)."""
     from bench.cli import setup_logging
+    from bench.config import load_config
+    from bench.tune.multi_gpu import trial_gpus
     from bench.tune.processes import raise_on_sigterm
     from bench.tune.runner import work_on
 
     setup_logging()
     raise_on_sigterm()
+    cfg = load_config(studies[0])
+    if cfg.tune.gpus_per_trial > 1:  # the job's node, before any trial is claimed
+        trial_gpus(cfg.device, cfg.tune.gpus_per_trial)
     storage = os.environ.get(STORAGE_ENV)
     work_on([[*overrides, f"tune.storage='{storage}'"] if storage else overrides for overrides in studies])
 
@@ -136,11 +159,15 @@ def launch_workers(sweeps: list[Sweep]) -> None:
         log.info("%s: job %s, log %s", name, job.job_id, job.paths.stdout)
     if not cfg.launcher.wait:
         return
+    shown: dict[str, str] = {}
     try:
         while not all(job.done() for job in jobs):
             time.sleep(min(POLL_SECONDS, cfg.tune.heartbeat_interval))
             for sweep in sweeps:
-                print(study_status(sweep.study, cfg.tune.heartbeat_grace).line(), flush=True)
+                line = study_status(sweep.study, cfg.tune.heartbeat_grace).line()
+                if shown.get(sweep.name) != line:  # a line when something changed, not every poll
+                    print(line, flush=True)
+                    shown[sweep.name] = line
     except KeyboardInterrupt:
         for job in jobs:
             job.cancel(check=False)

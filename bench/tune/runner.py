@@ -28,6 +28,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.processes import run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
@@ -132,12 +133,7 @@ def check_tune_config(cfg: RunConfig) -> None:
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
         raise ConfigError("tune.workers must be at least 1")
-    if t.gpus_per_trial != 1:
-        raise ConfigError(
-            f"tune.gpus_per_trial={t.gpus_per_trial}: sweeps train each trial on one GPU for now; "
-            "multi-GPU runs are `torchrun --nproc_per_node=N -m bench.train|bench.teacher ...` "
-            "(README, Running on a cluster)"
-        )
+    check_gpus_per_trial(cfg)
     if not 0 < t.heartbeat_interval < t.heartbeat_grace:
         raise ConfigError(
             f"tune.heartbeat_interval={t.heartbeat_interval:g} must be positive and below "
@@ -234,7 +230,7 @@ class Sweep:
         cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
         progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
         callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
-        attempt.trainer = Trainer(cfg, callbacks=callbacks, label=f"trial {trial.number}")
+        attempt.trainer = trial_trainer(cfg, callbacks, f"trial {trial.number}")  # N GPUs: torchrun
         return attempt.trainer.fit()
 
     def _finish(
@@ -378,7 +374,7 @@ def _run_worker_processes(sweeps: list[Sweep], rotations: list[list[list[str]]])
     interrupted, their trials are failed (not counted)."""
     cfg = sweeps[0].cfg
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    slots = worker_slots(len(rotations), gpus, cfg.tune.workers_per_gpu)
+    slots = worker_slots(len(rotations), gpus, cfg.tune.workers_per_gpu, cfg.tune.gpus_per_trial)
     args = [
         ([[*overrides, *slot.overrides] for overrides in rotation], i, slot.threads)
         for i, (rotation, slot) in enumerate(zip(rotations, slots, strict=True))

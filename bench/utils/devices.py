@@ -24,7 +24,7 @@ class WorkerSlot:
 
 
 def worker_slots(
-    workers: int, gpus: int, workers_per_gpu: int = 1, cpus: int | None = None
+    workers: int, gpus: int, workers_per_gpu: int = 1, gpus_per_trial: int = 1, cpus: int | None = None
 ) -> list[WorkerSlot]:
     """Split this machine among ``workers`` processes.
 
@@ -32,10 +32,20 @@ def worker_slots(
     CUDA devices, workers ``k·w … k·w + w − 1`` (``w = workers_per_gpu``) share GPU ``k mod gpus``; a
     device is assigned only when there is a choice to make (several GPUs, or several workers per GPU
     asked for), so a single-GPU machine keeps ``device=auto``.
+
+    With ``gpus_per_trial = N > 1`` each trial runs on N processes (:mod:`bench.tune.multi_gpu`) and
+    workers get disjoint sets of N GPUs: worker ``i`` (or its group of ``w``) gets GPUs ``k·N … k·N +
+    N − 1`` for ``k = i // w``, as ``device=cuda:<k·N>`` (a multi-GPU trial on ``cuda:K`` uses
+    ``K … K + N − 1``). The sets must fit in the visible GPUs: they are never shared round-robin.
     """
-    if workers < 1 or workers_per_gpu < 1:
-        raise ConfigError(f"tune.workers={workers} and tune.workers_per_gpu={workers_per_gpu} must be ≥ 1")
+    if workers < 1 or workers_per_gpu < 1 or gpus_per_trial < 1:
+        raise ConfigError(
+            f"tune.workers={workers}, tune.workers_per_gpu={workers_per_gpu} and "
+            f"tune.gpus_per_trial={gpus_per_trial} must be ≥ 1"
+        )
     threads = max(1, (cpus or available_cpus()) // workers)
+    if gpus_per_trial > 1 and gpus >= 1:
+        return _gpu_sets(workers, gpus, workers_per_gpu, gpus_per_trial, threads)
     slots = []
     for i in range(workers):
         device = (
@@ -45,3 +55,21 @@ def worker_slots(
         )
         slots.append(WorkerSlot(device, threads))
     return slots
+
+
+def _gpu_sets(
+    workers: int, gpus: int, workers_per_gpu: int, gpus_per_trial: int, threads: int
+) -> list[WorkerSlot]:
+    sets = -(-workers // workers_per_gpu)
+    if sets * gpus_per_trial > gpus:
+        sharing = f" / tune.workers_per_gpu={workers_per_gpu}" if workers_per_gpu > 1 else ""
+        raise ConfigError(
+            f"tune.workers={workers}{sharing} × tune.gpus_per_trial={gpus_per_trial} needs "
+            f"{sets * gpus_per_trial} GPUs, but {gpus} are visible: lower tune.workers or "
+            "tune.gpus_per_trial (or make more GPUs visible, CUDA_VISIBLE_DEVICES)"
+        )
+    if sets == 1 and workers_per_gpu == 1:
+        return [WorkerSlot((), threads)]  # one worker on GPUs 0 … N-1: device=auto
+    return [
+        WorkerSlot((f"device=cuda:{i // workers_per_gpu * gpus_per_trial}",), threads) for i in range(workers)
+    ]

@@ -7,6 +7,7 @@ host identities (``SEGKD_HOST``), as two machines sharing one database would.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -284,7 +285,7 @@ def test_a_memory_limit_stops_the_study_once_naming_the_term(tmp_path, teachers_
 
 
 def test_the_slurm_batch_script_carries_the_launcher_settings(tmp_path):
-    from bench.tune.launch import batch_script
+    from bench.tune.launch import batch_script, sbatch_memory
 
     cfg = load_config(
         sweep_args(
@@ -317,6 +318,7 @@ def test_the_slurm_batch_script_carries_the_launcher_settings(tmp_path):
     ):
         assert line in script, f"{line!r} not in\n{script}"
     assert "--error" not in script  # one log per job
+    assert sbatch_memory(0.5) == "512MB"  # sbatch refuses --mem=0.5GB (the real-Slurm test submits it)
 
 
 @pytest.mark.slow
@@ -351,3 +353,45 @@ def test_the_slurm_launcher_runs_an_array_of_workers_on_the_shared_storage(tmp_p
     secret = _secret(postgres_db)
     assert secret not in result.stdout + result.stderr
     _no_secret_in_files(tmp_path, secret)  # job pickles included: the URL travels in the environment
+
+
+@pytest.mark.slow
+def test_make_sweep_launcher_slurm_runs_a_job_array_on_a_real_slurm(tmp_path, slurm_conf):
+    """``make sweep LAUNCHER=slurm`` on a real one-node Slurm (sbatch, slurmctld, slurmd): two array
+    jobs against the journal file on a shared folder, the budget exact, one log per job, ``make status``."""
+    n = 3
+    args = sweep_args(
+        tmp_path,
+        None,
+        "launcher.cpus_per_task=1",
+        "launcher.mem_gb=0.5",
+        "launcher.timeout_min=10",
+        f"launcher.folder={tmp_path}/slurm/%j",
+        *FAST_LEASE,
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SLURM_CONF": slurm_conf}
+    sweep = subprocess.run(
+        ["make", "sweep", "LAUNCHER=slurm", "WORKERS=2", f"TRIALS={n}", f"ARGS={' '.join(args)}"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-3000:]
+    job_ids = re.findall(r": job (\d+_\d), log ", sweep.stderr)
+    assert len(job_ids) == 2, sweep.stderr[-3000:]
+    # Slurm knows the array: its jobs ran through slurmctld / slurmd, not on this process's machine
+    for job_id in job_ids:
+        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, env=env)
+        assert "JobState=COMPLETED" in shown.stdout, shown.stdout + shown.stderr
+
+    study = _load(str(tmp_path / "studies"))
+    t = st.tally(study)
+    assert len(t.counted) == n and not t.running
+    logs = sorted((tmp_path / "slurm").rglob("*_log.out"))
+    assert sorted(log.parent.name for log in logs) == sorted(job_ids)  # one log per job
+    assert sum("[baseline] trial" in log.read_text() for log in logs) >= 1
+
+    status = subprocess.run(
+        ["make", "status", f"ARGS=tune.studies_dir={tmp_path / 'studies'}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert f"{n}/{n} counted, 0 running, 0 stale" in status.stdout, status.stdout
