@@ -21,3 +21,19 @@ def test_trial_overhead_phases_add_up(tmp_path):
     totals, wall, train = trials.overhead(2, extra)
     assert len(train) == 2 and totals["training steps"] == sum(train) > 0
     assert sum(totals[p] for p in trials.PHASES) <= totals["trial"] <= wall
+
+
+def test_timed_phases_leave_the_patched_methods_as_they_were(tmp_path):
+    """Sweep.open is a classmethod: restored as a bound method of Sweep, a subclass's open would
+    build a plain Sweep (the toy sweeps of tests/tune/test_prefix.py trained for real after this)."""
+    from collections import defaultdict
+
+    from bench.tune.runner import Sweep
+
+    class Sub(Sweep):
+        pass
+
+    before = dict(vars(Sweep))
+    with trials._timed(Sweep, "open", defaultdict(float), "open study"):
+        pass
+    assert dict(vars(Sweep)) == before and Sub.open.__self__ is Sub
