@@ -102,6 +102,8 @@ def test_config_hash_ignores_bookkeeping_but_not_protocol(tmp_path):
         (["eval.split=test"], "eval.split='test'; valid: val, tune_holdout"),
         (["eval.mode=tiles"], "eval.mode='tiles'; valid: whole, slide"),
         (["tune.budget=hours"], "tune.budget='hours'; valid: trials, time"),
+        (["tune.sampler=grid"], "tune.sampler='grid'; valid: tpe, random"),
+        (["tune.pruner=hyperband"], "tune.pruner='hyperband'; valid: none, median, halving"),
         (
             ["method=cwd_feat", "method.terms.cwd_feat.adapter=mlp"],
             "method.terms.cwd_feat.adapter='mlp'; valid: conv, conv_bn_relu",

@@ -54,6 +54,21 @@ class Budget(StrEnum):
     time = "time"
 
 
+class Sampler(StrEnum):
+    """``tune.sampler``: Optuna's TPE, or random search (where budget curves are exact)."""
+
+    tpe = "tpe"
+    random = "random"
+
+
+class Pruner(StrEnum):
+    """``tune.pruner``: stop poor trials early at their intermediate hold-out validations."""
+
+    none = "none"
+    median = "median"
+    halving = "halving"
+
+
 @dataclass
 class DatasetConfig:
     """Common dataset keys; each registered dataset extends this with its own."""
@@ -236,9 +251,9 @@ class TuneConfig:
     val_interval: int | None = None  # steps between pruning validations; null = a quarter of a trial
     # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).
     eval_batch_size: int = 0
-    sampler: str = "tpe"  # tpe | random
+    sampler: Sampler = Sampler.tpe
     sampler_seed: int = 0
-    pruner: str = "median"  # none | median | halving
+    pruner: Pruner = Pruner.median
     pruner_startup_trials: int = 5  # median: trials before pruning starts
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up

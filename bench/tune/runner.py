@@ -103,18 +103,18 @@ class PruningCallback(Callback):
     def on_validation(self, step: int, metrics: Metrics) -> None:
         self.trial.report(metrics.miou, step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {metrics.miou:.4f})")
+            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {100 * metrics.miou:.2f})")
 
 
 def make_sampler(cfg: RunConfig, seed: int) -> optuna.samplers.BaseSampler:
+    """tune.sampler is typed (config.schema.Sampler): composition refused other values."""
     if cfg.tune.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.tune.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    raise ConfigError(f"tune.sampler='{cfg.tune.sampler}'; valid: tpe, random")
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
+    """tune.pruner is typed (config.schema.Pruner): composition refused other values."""
     t = cfg.tune
     if t.pruner == "none":
         return optuna.pruners.NopPruner()
@@ -122,9 +122,7 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.MedianPruner(
             n_startup_trials=t.pruner_startup_trials, n_warmup_steps=t.pruner_warmup_steps
         )
-    if t.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    raise ConfigError(f"tune.pruner='{t.pruner}'; valid: none, median, halving")
+    return optuna.pruners.SuccessiveHalvingPruner()
 
 
 def check_tune_config(cfg: RunConfig) -> None:

@@ -25,7 +25,7 @@ def test_a_completed_trial_records_its_value_cost_and_hash():
 
 
 def test_a_pruned_trial_counts_and_says_why():
-    why = "pruned at step 4 (hold-out mIoU 0.1000)"
+    why = "pruned at step 4 (hold-out mIoU 10.00)"
     o = classify(optuna.TrialPruned(why))
     assert _summary(o) == (TrialState.PRUNED, True, None, why, Then.NEXT)
     assert o.user_attrs() == {"pruned": why}
