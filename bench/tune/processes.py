@@ -72,6 +72,9 @@ def signals_deferred() -> Iterator[None]:
             raise Interrupted(pending[0])
 
 
+INTERRUPTED = {exit_status(Interrupted(sig)): sig for sig in (signal.SIGINT, signal.SIGTERM)}  # 130, 143
+
+
 def die_with_parent() -> None:
     """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
@@ -110,7 +113,7 @@ def _child(target: Callable[..., None], args: tuple, errors: Connection) -> None
         target(*args)
     except KeyboardInterrupt as e:
         errors.send(f"interrupted ({e or 'Ctrl-C'})")
-        sys.exit(1)
+        sys.exit(exit_status(e))  # 130 / 143: the parent stops the sweep as interrupted
     except BenchError as e:
         errors.send(str(e))
         sys.exit(2)
@@ -128,7 +131,9 @@ def run_workers(
     """Run ``target(*args)`` in one process per entry (``context``, default spawn) and wait for all.
 
     A worker that fails with a user error (exit 2) stops the others: the error is the study's (a
-    memory limit, a bad config) and would hit every worker. One killed by a signal leaves the others
+    memory limit, a bad config) and would hit every worker; one interrupted by SIGINT/SIGTERM (exit
+    130/143) stops the others too and the parent raises :class:`Interrupted` with that signal. One
+    killed by a signal leaves the others
     running; its trial goes stale and is replaced. Interrupted, the parent stops all workers and calls
     ``on_stopped(pids)`` so their trials are marked. Raises :class:`~bench.errors.BenchError` naming
     each worker that failed.
@@ -152,6 +157,12 @@ def run_workers(
                 if worker.process.exitcode == 2:
                     _stop(workers, on_stopped)
                     raise BenchError(worker.describe())
+                if worker.process.exitcode in INTERRUPTED:
+                    # A worker stopped by SIGINT/SIGTERM (e.g. Ctrl-C to the terminal's process group,
+                    # when the worker's exit is seen before the parent's own KeyboardInterrupt): the
+                    # sweep is interrupted, with the worker's signal.
+                    _stop(workers, on_stopped)
+                    raise Interrupted(INTERRUPTED[worker.process.exitcode], worker.describe())
     except KeyboardInterrupt:
         _stop(workers, on_stopped)
         raise
