@@ -39,7 +39,6 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 # make final: every stored study unless DATASET/STUDENT/TEACHER narrow the selection
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
-comma := ,
 
 .PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint clean
 .DEFAULT_GOAL := help
@@ -89,9 +88,7 @@ sweep: $(STAMP) ## tune METHOD with the same budget (LAUNCHER=slurm: workers as 
 	@$(BIN)/python -m bench.sweep $(presets) method=$(METHOD) $(tune) $(ARGS)
 
 final: $(STAMP) ## retrain each stored study's best configuration over SEEDS (BUDGETS=5,10,20: per budget)
-	@$(if $(BUDGETS),for n in $(subst $(comma), ,$(BUDGETS)); do \
-	  $(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) tune.trials=$$n $(ARGS) || exit 1; done, \
-	  $(BIN)/python -m bench.final $(chosen_presets) $(chosen_method) $(tune) $(ARGS))
+	@$(BIN)/python -m bench.final $(if $(BUDGETS),--budgets $(BUDGETS)) $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
