@@ -28,7 +28,7 @@ CFG_PARTS = {"job", "all", "hydra"}
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="[%(name)s] %(message)s", stream=sys.stderr)
-    for noisy in ("timm", "urllib3", "httpx", "huggingface_hub"):
+    for noisy in ("timm", "urllib3", "httpx", "huggingface_hub", "fontTools"):  # fontTools: PDF fonts
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

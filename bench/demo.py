@@ -7,6 +7,10 @@
 4. prints the comparison table (with ``crossover_trials``) and writes results/tables/ and
    results/figures/ (``budget_curves.png``: how much tuning is enough).
 
+The work is shared by ``tune.workers`` processes (default: one per available CPU, at most
+:data:`MAX_WORKERS`): the teacher trains beside the baseline's tuning and finals, then the KD
+methods' studies and final runs are shared by all workers.
+
 Everything goes to the default locations (``results/studies``, ``results/finals``, ...), so
 ``make report`` and the notebook work on the demo's results afterwards. Rerunning reuses what is done.
 """
@@ -16,8 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli import run_cli
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
 
 log = logging.getLogger("bench")
 
@@ -35,6 +43,9 @@ BUDGET = [
 ]
 
 RESULTS = Path("results")
+# Worker processes (at most; one per available CPU): tuning trials and final runs are shared among
+# them, and the teacher trains beside the baseline. Override with tune.workers=N.
+MAX_WORKERS = 4
 
 USAGE = """usage: python -m bench.demo [key=value ...]
 
@@ -43,6 +54,7 @@ Overrides apply to every run of the demo (e.g. device=cpu, tune.trials=4)."""
 
 def main(overrides: list[str]) -> None:
     import matplotlib
+    import torch
 
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
     from bench.report.table import (
@@ -54,28 +66,38 @@ def main(overrides: list[str]) -> None:
         tuning_curves,
         write_tables,
     )
-    from bench.teacher import teacher_config, train_teacher
-    from bench.teachers import read_teacher_meta, teacher_path
+    from bench.teacher import teacher_config
+    from bench.teachers import load_teacher, read_teacher_meta, teacher_path
     from bench.tune.finals import run_finals
-    from bench.tune.runner import run_sweep
+    from bench.tune.runner import run_sweeps
     from bench.tune.study import budget_tag, repeat_overrides
+    from bench.utils.devices import available_cpus
 
     start = time.perf_counter()
-    common = ["dataset=synthetic", *BUDGET, *overrides]
+    common = ["dataset=synthetic", *BUDGET, f"tune.workers={min(available_cpus(), MAX_WORKERS)}", *overrides]
     t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])
+    workers = t_cfg.tune.workers
+    studies = {
+        m: [repeat_overrides([*common, f"method={m}"], r) for r in range(t_cfg.tune.repeats)] for m in METHODS
+    }
     path = teacher_path(t_cfg)
+    log.info(
+        "demo: %d methods × %d repeats on %d worker process(es)", len(METHODS), t_cfg.tune.repeats, workers
+    )
     if path.is_file():
+        load_teacher(t_cfg, torch.device("cpu"))  # one of an older preset: its error now, not in a KD trial
         log.info("teacher: reusing %s", path)
+    elif workers > 1:
+        # The teacher trains in a process of its own while this one tunes and finalises the baseline,
+        # which needs no teacher: two single-threaded processes get more from two cores than one
+        # process with two threads.
+        tune_baseline_beside_teacher(common, t_cfg, studies.pop("baseline"))
     else:
-        log.info("teacher: training %s (%d steps)", t_cfg.teacher.name, t_cfg.train.iterations)
-        train_teacher(t_cfg)
-    teacher_miou = 100 * read_teacher_meta(path)["metrics"]["miou"]
-    for repeat in range(t_cfg.tune.repeats):
-        for method in METHODS:
-            log.info("tuning %s (repeat %d)", method, repeat)
-            run_sweep(repeat_overrides([*common, f"method={method}"], repeat))
+        _train_teacher(t_cfg, None)
+    run_sweeps([o for method_studies in studies.values() for o in method_studies])
     log.info("final runs: the best configuration of each study, full training split")
     run_finals(common)
+    teacher_miou = 100 * read_teacher_meta(path)["metrics"]["miou"]
 
     matplotlib.use("Agg")
     runs = final_runs(t_cfg.tune.finals_dir)
@@ -96,6 +118,50 @@ def main(overrides: list[str]) -> None:
     for line in flags(table):
         print(f"flag: {line}")
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), *figures]))
+
+
+def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: list[list[str]]) -> None:
+    """Train the teacher in one worker process while this process tunes the baseline's studies and
+    trains their finals (one worker each, the CPU threads split between the two)."""
+    import torch
+
+    from bench.tune.finals import run_finals
+    from bench.tune.processes import start_workers, stop_workers, wait_workers
+    from bench.tune.runner import run_sweeps
+
+    threads = max(1, torch.get_num_threads() // 2)
+    teacher = start_workers(_train_teacher, [(t_cfg, threads)])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run_sweeps([[*o, "tune.workers=1"] for o in baseline])
+        run_finals([*common, "tune.workers=1"], method="baseline")
+    except BaseException:
+        stop_workers(teacher, on_stopped=lambda pids: None)  # its checkpoints stay: resume=true
+        raise
+    finally:
+        torch.set_num_threads(previous)
+    log.info("baseline done; waiting for the teacher")
+    wait_workers(teacher, on_stopped=lambda pids: None)
+
+
+def _train_teacher(cfg: RunConfig, threads: int | None) -> None:
+    """Train the demo's teacher (``threads``: in a worker process, with that many CPU threads and no
+    progress bar, which would run into the other process's lines)."""
+    from dataclasses import replace
+
+    from bench.teacher import train_teacher
+
+    if threads is not None:
+        import torch
+
+        from bench.cli import setup_logging
+
+        setup_logging()
+        torch.set_num_threads(threads)
+        cfg = replace(cfg, progress=False)
+    log.info("teacher: training %s (%d steps)", cfg.teacher.name, cfg.train.iterations)
+    train_teacher(cfg)
 
 
 def cli() -> None:

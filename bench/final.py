@@ -21,9 +21,7 @@ SELECTORS = ("dataset", "student", "teacher")
 AMOUNT_KEYS = ("tune.trials=", "tune.seconds=")
 
 
-def study_groups(
-    names: list[str], given: dict[str, str], method: str | None, kind: str | None
-) -> list[dict]:
+def study_groups(names: list[str], given: dict[str, str], method: str | None, kind: str | None) -> list[dict]:
     """The dataset × student × teacher × budget-kind groups of the stored studies that match the selection.
 
     Study names are ``<dataset>/<student>/<teacher or none>/<method>/<budget kind>[/r<repeat>]``; a

@@ -102,7 +102,11 @@ def _check_meta(meta: dict, cfg: RunConfig, path: Path) -> None:
         if want != have:
             problems.append(f"teacher.{key} is {want!r} in the config but {have!r} in the checkpoint")
     if problems:
-        raise CheckpointError(f"teacher checkpoint {path} does not match this run: " + "; ".join(problems))
+        raise CheckpointError(
+            f"teacher checkpoint {path} does not match this run: " + "; ".join(problems) + ". Retrain it "
+            f"(`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` after deleting the file; "
+            "`make clean` deletes every generated result), or pass teacher.checkpoint=/path/to/teacher.pt"
+        )
 
 
 class FrozenTeacher:

@@ -94,6 +94,13 @@ def test_config_hash_ignores_bookkeeping_but_not_protocol(tmp_path):
     assert config_hash(a) != config_hash(tiny_config(tmp_path, "seed=1"))
 
 
+def test_config_hash_counts_the_device_by_kind(tmp_path):
+    """A final run trained on the GPU a worker slot gave it (cuda:1) is the same run as on cuda:0."""
+    cuda = {config_hash(tiny_config(tmp_path, f"device={d}")) for d in ("cuda", "cuda:0", "cuda:3")}
+    assert len(cuda) == 1
+    assert cuda != {config_hash(tiny_config(tmp_path, "device=cpu"))}
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

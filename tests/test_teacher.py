@@ -48,7 +48,7 @@ def test_baseline_never_needs_a_teacher(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("teacher.encoder_kwargs.channels=[16,32,64,128]", "teacher.encoder_kwargs"),  # other architecture
+        ("teacher.encoder_kwargs.channels=[8,16,32,64]", "teacher.encoder_kwargs"),  # other architecture
         ("teacher.output_stride=16", "teacher.output_stride"),
         ("dataset.shapes=[disk,square]", "classes"),  # 5 classes instead of 7
     ],

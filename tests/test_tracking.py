@@ -67,4 +67,3 @@ def test_mlflow_logger_is_readable_by_mlflow(tmp_path):
 def test_unknown_logger_lists_the_valid_ones(tmp_path):
     with pytest.raises(ConfigError, match="tensorboard"):
         tiny_config(tmp_path, "logger=neptune")
-

@@ -145,8 +145,14 @@ def to_dict(run: RunConfig) -> dict[str, Any]:
 
 
 def config_hash(run: RunConfig) -> str:
-    """SHA-256 (16 hex digits) of everything in the config that changes what a run computes."""
-    return hash_without(to_dict(run), NON_SEMANTIC_KEYS, separators=(",", ":"))
+    """SHA-256 (16 hex digits) of everything in the config that changes what a run computes.
+
+    The device counts by kind: ``cuda:1`` hashes as ``cuda``, so a run keeps its identity whichever
+    GPU a worker slot gave it (:func:`bench.utils.devices.worker_slots`).
+    """
+    data = to_dict(run)
+    data["device"] = re.sub(r"^cuda:\d+$", "cuda", data["device"])
+    return hash_without(data, NON_SEMANTIC_KEYS, separators=(",", ":"))
 
 
 def hash_without(data: dict[str, Any], keys: Iterable[str], **dumps: Any) -> str:

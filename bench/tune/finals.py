@@ -8,20 +8,26 @@ the study's realised budget and tuning curve under ``tuning``, so the report nee
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from bench.config import RunConfig, load_config
+from bench.config.compose import config_hash
 from bench.config.schema import TuneConfig
+from bench.engine.checkpoint import finished_row
 from bench.engine.trainer import Trainer
 from bench.errors import ConfigError
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
+from bench.tune.processes import run_workers
 from bench.tune.runner import format_override
+from bench.utils.devices import worker_slots
 from bench.utils.secrets import mask_url
 
 log = logging.getLogger("bench")
@@ -93,17 +99,27 @@ def teacher_miou(cfg: RunConfig) -> float | None:
     return metrics.get("miou")
 
 
-def run_finals(
-    overrides: list[str], method: str | None = None, at_requested: bool = False
-) -> list[dict[str, Any]]:
-    """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows.
+@dataclass
+class FinalJob:
+    """One final run: a study's best configuration with one seed."""
 
-    The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
-    ``at_requested``, each study's own: the largest budget its sweeps asked for.
-    """
+    study: str
+    seed: int
+    overrides: list[str]  # the run's full config overrides
+    annotations: dict[str, Any]  # the study's summary, stored in the row under ``tuning``
+    output_dir: Path
+    config_hash: str
+
+    def finished(self) -> dict[str, Any] | None:
+        """The run's result row when it has finished (an error when another config's row is there)."""
+        return finished_row(self.output_dir, self.config_hash)
+
+
+def final_jobs(overrides: list[str], method: str | None = None, at_requested: bool = False) -> list[FinalJob]:
+    """The final runs of every matching study, seeds 0..S-1 each (see :func:`run_finals`)."""
     cfg = load_config(overrides)
     storage = st.open_storage(cfg.tune)
-    rows = []
+    jobs = []
     for name in select_studies(cfg, storage, method):
         study = optuna.load_study(study_name=name, storage=storage)
         tune = cfg.tune
@@ -138,7 +154,51 @@ def run_finals(
             run_cfg = load_config(run_overrides)
             if seed == 0:
                 summary["teacher_miou"] = teacher_miou(run_cfg)
-            label = f"final {run_cfg.method.name} seed{seed}"
-            rows.append(Trainer(run_cfg, annotations=summary, label=label).fit())
-            log.info("%s seed %d: val mIoU %.2f", name, seed, 100 * rows[-1]["metrics"]["miou"])
-    return rows
+            jobs.append(
+                FinalJob(name, seed, run_overrides, summary, Path(run_cfg.output_dir), config_hash(run_cfg))
+            )
+    return jobs
+
+
+def run_final(job: FinalJob, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Train one final run (or reuse its finished result) and return its row."""
+    row = job.finished()
+    if row is None:
+        cfg = load_config([*job.overrides, *extra])
+        label = f"final {cfg.method.name} seed{job.seed}"
+        row = Trainer(cfg, annotations=job.annotations, label=label).fit()
+        log.info("%s seed %d: val mIoU %.2f", job.study, job.seed, 100 * row["metrics"]["miou"])
+    return row
+
+
+def run_finals(
+    overrides: list[str], method: str | None = None, at_requested: bool = False
+) -> list[dict[str, Any]]:
+    """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows.
+
+    The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
+    ``at_requested``, each study's own: the largest budget its sweeps asked for. With ``tune.workers``
+    = W > 1 the runs still to train are shared among W local processes (as the sweep's workers: CPU
+    threads and GPUs split by :func:`~bench.utils.devices.worker_slots`); a finished run is reused.
+    """
+    cfg = load_config(overrides)
+    jobs = final_jobs(overrides, method, at_requested)
+    todo = [job for job in jobs if job.finished() is None]
+    workers = min(cfg.tune.workers, len(todo))
+    if workers > 1:
+        log.info("final runs: %d to train on %d worker processes", len(todo), workers)
+        gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
+        slots = worker_slots(workers, gpus, cfg.tune.workers_per_gpu, cfg.tune.gpus_per_trial)
+        # job j goes to worker j mod W: a study's seeds are spread over the workers, so the loads match
+        args = [(todo[i::workers], list(slot.overrides), slot.threads) for i, slot in enumerate(slots)]
+        run_workers(_final_worker, args, on_stopped=lambda pids: None)  # checkpoints stay: resume=true
+    return [run_final(job) for job in jobs]
+
+
+def _final_worker(jobs: list[FinalJob], extra: list[str], threads: int) -> None:
+    from bench.cli import setup_logging
+
+    setup_logging()
+    torch.set_num_threads(threads)
+    for job in jobs:
+        run_final(job, extra)

@@ -128,7 +128,31 @@ def run_workers(
     on_stopped: Callable[[set[int]], None],
     context: mp.context.BaseContext | None = None,
 ) -> None:
-    """Run ``target(*args)`` in one process per entry (``context``, default spawn) and wait for all.
+    """Run ``target(*args)`` in one process per entry (``context``, default spawn) and wait for all
+    (:func:`start_workers`, then :func:`wait_workers`)."""
+    wait_workers(start_workers(target, args_per_worker, context), on_stopped)
+
+
+def start_workers(
+    target: Callable[..., None],
+    args_per_worker: Sequence[tuple],
+    context: mp.context.BaseContext | None = None,
+) -> list[Worker]:
+    """Start ``target(*args)`` in one process per entry (``context``, default spawn); the caller may
+    work meanwhile, and must then call :func:`wait_workers` (or :func:`stop_workers` on its way out)."""
+    ctx = context or mp.get_context("spawn")
+    workers = []
+    for i, args in enumerate(args_per_worker):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(target, args, send), name=f"sweep-worker-{i}")
+        proc.start()
+        send.close()
+        workers.append(Worker(i, proc, receive))
+    return workers
+
+
+def wait_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], None]) -> None:
+    """Wait for every worker of :func:`start_workers`.
 
     A worker that fails with a user error (exit 2) stops the others: the error is the study's (a
     memory limit, a bad config) and would hit every worker; one interrupted by SIGINT/SIGTERM (exit
@@ -140,14 +164,6 @@ def run_workers(
     """
     from bench.errors import BenchError
 
-    ctx = context or mp.get_context("spawn")
-    workers = []
-    for i, args in enumerate(args_per_worker):
-        receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(target, args, send), name=f"sweep-worker-{i}")
-        proc.start()
-        send.close()
-        workers.append(Worker(i, proc, receive))
     try:
         pending = {w.process.sentinel: w for w in workers}
         while pending:
@@ -155,16 +171,16 @@ def run_workers(
                 worker = pending.pop(sentinel)
                 worker.process.join()
                 if worker.process.exitcode == 2:
-                    _stop(workers, on_stopped)
+                    stop_workers(workers, on_stopped)
                     raise BenchError(worker.describe())
                 if worker.process.exitcode in INTERRUPTED:
                     # A worker stopped by SIGINT/SIGTERM (e.g. Ctrl-C to the terminal's process group,
                     # when the worker's exit is seen before the parent's own KeyboardInterrupt): the
                     # sweep is interrupted, with the worker's signal.
-                    _stop(workers, on_stopped)
+                    stop_workers(workers, on_stopped)
                     raise Interrupted(INTERRUPTED[worker.process.exitcode], worker.describe())
     except KeyboardInterrupt:
-        _stop(workers, on_stopped)
+        stop_workers(workers, on_stopped)
         raise
     failed = [w.describe() for w in workers if w.process.exitcode != 0]
     if failed:
@@ -172,7 +188,9 @@ def run_workers(
         raise BenchError("; ".join(failed) + ". Rerun the same command to resume the study")
 
 
-def _stop(workers: Sequence[Worker], on_stopped: Callable[[set[int]], None]) -> None:
+def stop_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], None]) -> None:
+    """Stop the workers still running (SIGTERM, then SIGKILL after :data:`STOP_TIMEOUT`), then call
+    ``on_stopped(pids)``; a second Ctrl-C meanwhile is ignored."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
     try:
         with signals_deferred():

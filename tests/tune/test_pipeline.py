@@ -1,6 +1,9 @@
 """The whole pipeline on CPU-sized synthetic data: sweeps → finals → report → notebook."""
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -27,9 +30,29 @@ def results(tmp_path_factory, teachers_dir) -> Path:
     args = sweep_args(tmp, teachers_dir, "tune.trials=3", "tune.final_seeds=2")
     for method in ("baseline", "kd"):
         run_sweep([*args, f"method={method}"])
-    run_finals(args)
+    with recorded("bench") as records:
+        run_finals([*args, "tune.workers=2"])  # the four runs shared by two worker processes
+    assert "final runs: 4 to train on 2 worker processes" in records
+    run_finals(args)  # all finished: reused as they are
     run_finals([*args, "tune.trials=2"])  # the same studies at a smaller budget: their first 2 slots
     return tmp
+
+
+@contextlib.contextmanager
+def recorded(logger: str) -> Iterator[list[str]]:
+    """The messages ``logger`` emits inside the block (a module fixture cannot use caplog)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger(logger)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def test_finals_train_on_train_and_score_on_val_once_per_seed(results):

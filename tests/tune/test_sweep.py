@@ -91,9 +91,7 @@ def test_concurrent_worker_processes_meet_the_budget_exactly(tmp_path):
     lines = result.stdout.splitlines()
     assert any(" step 2/6 loss " in line for line in lines)
     finished = [line for line in lines if line.startswith("[baseline] trial") and " step " not in line]
-    assert len(finished) == len(
-        [t for t in study.trials if t.user_attrs.get("fail_reason") != "over_budget"]
-    )
+    assert len(finished) == len([t for t in study.trials if t.user_attrs.get("fail_reason") != "over_budget"])
     # common random numbers: one worker samples exactly what three did, slot by slot (all 5 slots
     # are TPE start-up trials)
     single = run_sweep(sweep_args(tmp_path / "one", None, "tune.trials=5", "tune.workers=1"))
