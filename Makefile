@@ -61,7 +61,7 @@ help:
 ## BUDGET   trials (default) or time:SECONDS (the same training seconds per method)
 ## SEEDS    final runs per method (default 3)
 ## STORAGE  Optuna storage URL (default: the journal file results/studies/optuna.journal)
-## WORKERS  worker processes per study (default 1)
+## WORKERS  worker processes per study, and for make final (default 1)
 ## REPEATS  independent studies per method (default 1; own sampler and hold-out seeds)
 ## BUDGETS  final/report: several budgets from the same studies, e.g. 5,10,20 or 600s,1200s
 ## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)

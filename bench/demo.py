@@ -128,8 +128,9 @@ def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: 
     from bench.tune.finals import run_finals
     from bench.tune.processes import start_workers, stop_workers, wait_workers
     from bench.tune.runner import run_sweeps
+    from bench.utils.devices import available_cpus
 
-    threads = max(1, torch.get_num_threads() // 2)
+    threads = max(1, available_cpus() // 2)
     teacher = start_workers(_train_teacher, [(t_cfg, threads)])
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -71,6 +71,19 @@ def test_evaluate_restores_train_mode_and_scores():
     assert 0 <= metrics.aacc <= 1 and len(metrics.iou) == 4
 
 
+def test_evaluate_predicts_the_first_class_of_a_tie_as_argmax_does():
+    """Equal logits for classes 1 and 2 everywhere (class 0 lower): every pixel is predicted 1."""
+    model = Pointwise(8)
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.bias.copy_(torch.tensor([0.0, 1.0, 1.0, -1.0]))
+    labels = torch.ones(37, 53, dtype=torch.long)
+    labels[:, :10] = 2
+    data = [(img, labels) for img in _images()]
+    metrics = evaluate(model, data, EvalConfig(), num_classes=4, ignore_index=255, device=torch.device("cpu"))
+    assert metrics.aacc == pytest.approx((53 - 10) / 53)  # class 1 right, class 2 predicted as 1
+
+
 def test_keep_ratio_resize_predicts_at_the_base_scale_and_returns_full_size():
     model, images = Pointwise(8), _images(40, 100)
     probs = predict(model, images, EvalConfig(resize=[50, 20]))  # box long 50, short 20

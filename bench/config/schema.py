@@ -248,7 +248,7 @@ class TuneConfig:
     trials: int = 20  # budget=trials: finished trials per study (see README "Tuning protocol")
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
-    val_interval: int | None = None  # steps between pruning validations; null = a quarter of a trial
+    val_interval: int | None = None  # steps between pruning validations; null = ⌈a quarter of a trial⌉
     # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).
     eval_batch_size: int = 0
     sampler: Sampler = Sampler.tpe

@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,26 @@ def harness_step_ms(cfg: RunConfig) -> float:
 def plain_loop_ms(cfg: RunConfig, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """ms per step of a hand-written loop (same warm-up as the harness) and the model FLOPs per step."""
     device = resolve_device(cfg.device)
+    step = plain_step(cfg, images, labels)
+    t = cfg.train
+    for _ in range(t.log_interval):  # warm-up, as the harness's first (untimed) log interval
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    timed = t.iterations - t.log_interval
+    for _ in range(timed):
+        step()
+    _sync(device)
+    ms = 1000 * (time.perf_counter() - start) / timed
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return ms, float(counter.get_total_flops())
+
+
+def plain_step(cfg: RunConfig, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    """One training step of a hand-written loop: the run's student, optimizer, CE + aux CE and
+    precision, on random batches (random h-flip) of ``images`` held on the device."""
+    device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.train.deterministic)
     t = cfg.train
     model = build_model(cfg.student, cfg.dataset.num_classes).to(device)
@@ -118,18 +138,7 @@ def plain_loop_ms(cfg: RunConfig, images: torch.Tensor, labels: torch.Tensor) ->
         loss.backward()
         optimizer.step()
 
-    for _ in range(t.log_interval):  # warm-up, as the harness's first (untimed) log interval
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    timed = t.iterations - t.log_interval
-    for _ in range(timed):
-        step()
-    _sync(device)
-    ms = 1000 * (time.perf_counter() - start) / timed
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return ms, float(counter.get_total_flops())
+    return step
 
 
 def training_images(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:

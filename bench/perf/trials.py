@@ -16,6 +16,10 @@ Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on
 - **Worker scaling**: ``python -m bench.sweep`` with ``tune.workers=W`` as a user runs it (fresh
   interpreter, worker processes, imports included), timed from start to exit; counted trials per
   minute and the speed-up over the first ``--workers`` value. Runs alternate between worker counts.
+  On a CPU the table also gives the machine's ceiling: W concurrent plain training loops of the
+  study's model (:func:`bench.perf.step.plain_loop_ms`, no harness), each with its share of the
+  CPU threads, against one loop with all of them — the speed-up W workers could reach if trials
+  were nothing but training steps.
 """
 
 from __future__ import annotations
@@ -129,12 +133,60 @@ def sweep_seconds(workers: int, trials: int, extra: Sequence[str]) -> tuple[floa
     return wall, counted
 
 
+# One plain training loop (no harness) of the study's model with N threads: after a warm-up it waits
+# for a shared wall-clock start, so that concurrent loops are timed over the same window, then prints
+# the steps per second it made in that window.
+_PLAIN_LOOP = """
+import sys, time, torch
+threads, start_at, window, *extra = sys.argv[1:]
+torch.set_num_threads(int(threads))
+from bench.config import load_config
+from bench.perf.step import plain_step, training_images
+cfg = load_config(["dataset=synthetic", "method=baseline", "device=cpu", "output_dir=unused",
+                   "train.split=tune_train", *extra])
+step = plain_step(cfg, *training_images(cfg))
+for _ in range(cfg.train.log_interval):
+    step()
+time.sleep(max(float(start_at) - time.time(), 0.0))
+end, steps = float(start_at) + float(window), 0
+while time.time() < end:
+    step()
+    steps += 1
+print(steps / float(window))
+"""
+
+
+def plain_loop_speedup(workers: int, extra: Sequence[str], window: float = 10.0) -> tuple[float, float]:
+    """ms per step of one plain loop with every CPU thread, and the throughput of ``workers``
+    concurrent loops (their share of the threads each) over it, all timed over ``window`` seconds."""
+    from bench.utils.devices import available_cpus
+
+    def steps_per_s(threads: list[int]) -> list[float]:
+        start_at = time.time() + 30.0  # imports and warm-up of every loop before the window opens
+        cmd = [sys.executable, "-c", _PLAIN_LOOP]
+        procs = [
+            subprocess.Popen(
+                [*cmd, str(n), str(start_at), str(window), *extra], stdout=subprocess.PIPE, text=True
+            )
+            for n in threads
+        ]
+        outs = [p.communicate()[0] for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError("a plain training loop of the scaling ceiling failed")
+        return [float(o.strip().splitlines()[-1]) for o in outs]
+
+    cpus = available_cpus()
+    (one,) = steps_per_s([cpus])
+    shared = steps_per_s([max(1, cpus // workers)] * workers)
+    return 1000 / one, sum(shared) / one
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.perf.trials", description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, default=4, help="trials of the overhead study (the demo's: 6)")
+    p.add_argument("--trials", type=int, default=4, help="trials of the overhead study (the demo's: 4)")
     p.add_argument("--scaling-trials", type=int, default=8)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=1, help="alternating runs per worker count (median)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs per worker count (median)")
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results/perf"))
@@ -147,7 +199,16 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
     device = torch.device(
         "cuda" if torch.cuda.is_available() and "device=cpu" not in args.overrides else "cpu"
     )
-    settings = f"the demo's baseline study: {', '.join(BUDGET[1:])}; overrides: {args.overrides or 'none'}"
+    study = [
+        o
+        for o in study_overrides(Path("."), args.trials, [])
+        if o.startswith(("tune.", "method="))
+        and not o.startswith(("tune.trials", "tune.final"))
+        and "dir=" not in o
+    ]
+    settings = (
+        f"the demo's baseline study (one repeat): {', '.join(study)}; overrides: {args.overrides or 'none'}"
+    )
     tables = []
     if not args.skip_overhead:
         totals, wall, train = overhead(args.trials, args.overrides)
@@ -191,11 +252,20 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
                 print(f"round {r}: {w} worker(s) {runs[w][-1][0]:.1f} s", file=sys.stderr, flush=True)
         rate = {w: statistics.median(60 * n / s for s, n in v) for w, v in runs.items()}
         first = args.workers[0]
+        notes = [device_line(device), settings, f"median over {args.rounds} alternating round(s)"]
+        if device.type == "cpu":
+            for w in args.workers[1:]:
+                one, speedup = plain_loop_speedup(w, args.overrides)
+                notes.append(
+                    f"ceiling of this machine: {w} concurrent plain training loops of the model (10 s, "
+                    f"their share of the CPU threads each) do {speedup:.2f}× the steps per second of one "
+                    f"loop with every thread ({one:.1f} ms/step)"
+                )
         table = Table(
             "worker_scaling",
             f"Worker scaling: {args.scaling_trials} trials, `bench.sweep tune.workers=W`, start to exit",
             ["workers", "wall s", "counted trials", "trials/min", f"speed-up over {first}"],
-            [device_line(device), settings, f"median over {args.rounds} alternating round(s)"],
+            notes,
             [
                 [
                     str(w),

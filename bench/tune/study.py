@@ -221,10 +221,14 @@ def teacher_sha256(cfg: RunConfig) -> str:
 
 
 def val_interval(cfg: RunConfig) -> int:
-    """Steps between the intermediate validations that feed the pruner (0 without a pruner)."""
+    """Steps between the intermediate validations that feed the pruner (0 without a pruner).
+
+    By default a quarter of a trial, rounded up: three validations and the final evaluation (rounded
+    down, 150 iterations would validate at 37, 74, 111 and again at 148, two steps before the end).
+    """
     if cfg.tune.pruner == "none":
         return 0
-    return cfg.tune.val_interval or max(trial_iterations(cfg) // 4, 1)
+    return cfg.tune.val_interval or max(-(-trial_iterations(cfg) // 4), 1)
 
 
 def protocol_hash(cfg: RunConfig, space: SearchSpace) -> str:

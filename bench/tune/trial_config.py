@@ -51,6 +51,11 @@ def trial_values(cfg: RunConfig, study_name: str, number: int, params: dict[str,
     }
 
 
+def study_config(study_overrides: Sequence[str]) -> RunConfig:
+    """The study's own config (``load_config`` of its overrides), its composition kept for its trials."""
+    return trial_config(study_overrides, {})
+
+
 def trial_config(study_overrides: Sequence[str], values: dict[str, Any]) -> RunConfig:
     """The study's composed config (cached per process) with ``values`` set, validated."""
     key = tuple(study_overrides)
