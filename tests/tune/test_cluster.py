@@ -355,6 +355,18 @@ def test_the_slurm_launcher_runs_an_array_of_workers_on_the_shared_storage(tmp_p
     _no_secret_in_files(tmp_path, secret)  # job pickles included: the URL travels in the environment
 
 
+def _settled_job(job_id: str, env: dict[str, str], timeout: float = 60.0) -> str:
+    """``scontrol show job`` once Slurm has finished the job's bookkeeping: the sweep returns when
+    the job's result is written, and slurmd may report the job RUNNING / COMPLETING a moment longer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, env=env)
+        text = shown.stdout + shown.stderr
+        if not re.search(r"JobState=(RUNNING|COMPLETING|PENDING)", text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_make_sweep_launcher_slurm_runs_a_job_array_on_a_real_slurm(tmp_path, slurm_conf):
     """``make sweep LAUNCHER=slurm`` on a real one-node Slurm (sbatch, slurmctld, slurmd): two array
@@ -379,8 +391,8 @@ def test_make_sweep_launcher_slurm_runs_a_job_array_on_a_real_slurm(tmp_path, sl
     assert len(job_ids) == 2, sweep.stderr[-3000:]
     # Slurm knows the array: its jobs ran through slurmctld / slurmd, not on this process's machine
     for job_id in job_ids:
-        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, env=env)
-        assert "JobState=COMPLETED" in shown.stdout, shown.stdout + shown.stderr
+        shown = _settled_job(job_id, env)
+        assert "JobState=COMPLETED" in shown, shown
 
     study = _load(str(tmp_path / "studies"))
     t = st.tally(study)
