@@ -1,6 +1,6 @@
 """Tuning throughput: where a trial's wall time goes, and how trials per minute scale with workers.
 
-``python -m bench.perf.trials [--trials 4] [--scaling-trials 8] [--workers 1 2] [--rounds 1]
+``python -m bench.perf.trials [--trials 4] [--scaling-trials 8] [--workers 1 2] [--rounds 3]
 [--skip-overhead] [--skip-scaling] [key=value ...]``
 
 Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on synthetic data; the issue's
@@ -17,7 +17,7 @@ Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on
   interpreter, worker processes, imports included), timed from start to exit; counted trials per
   minute and the speed-up over the first ``--workers`` value. Runs alternate between worker counts.
   On a CPU the table also gives the machine's ceiling: W concurrent plain training loops of the
-  study's model (:func:`bench.perf.step.plain_loop_ms`, no harness), each with its share of the
+  study's model (:func:`bench.perf.step.plain_step`, no harness), each with its share of the
   CPU threads, against one loop with all of them — the speed-up W workers could reach if trials
   were nothing but training steps.
 """

@@ -178,8 +178,9 @@ def run_finals(
 
     The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
     ``at_requested``, each study's own: the largest budget its sweeps asked for. With ``tune.workers``
-    = W > 1 the runs still to train are shared among W local processes (as the sweep's workers: CPU
-    threads and GPUs split by :func:`~bench.utils.devices.worker_slots`); a finished run is reused.
+    = W > 1 the runs still to train are shared among W local processes (CPU threads and GPUs split by
+    :func:`~bench.utils.devices.worker_slots`, one GPU per run whatever ``tune.gpus_per_trial``); a
+    finished run is reused.
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)
@@ -188,7 +189,7 @@ def run_finals(
     if workers > 1:
         log.info("final runs: %d to train on %d worker processes", len(todo), workers)
         gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-        slots = worker_slots(workers, gpus, cfg.tune.workers_per_gpu, cfg.tune.gpus_per_trial)
+        slots = worker_slots(workers, gpus, cfg.tune.workers_per_gpu)  # a final is one process, one GPU
         # job j goes to worker j mod W: a study's seeds are spread over the workers, so the loads match
         args = [(todo[i::workers], list(slot.overrides), slot.threads) for i, slot in enumerate(slots)]
         run_workers(_final_worker, args, on_stopped=lambda pids: None)  # checkpoints stay: resume=true
