@@ -191,7 +191,11 @@ def run_finals(
         gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
         slots = worker_slots(workers, gpus, cfg.tune.workers_per_gpu)  # a final is one process, one GPU
         # job j goes to worker j mod W: a study's seeds are spread over the workers, so the loads match
-        args = [(todo[i::workers], list(slot.overrides), slot.threads) for i, slot in enumerate(slots)]
+        # no progress bars: several would run into one another on the terminal (each run logs its mIoU)
+        args = [
+            (todo[i::workers], [*slot.overrides, "progress=false"], slot.threads)
+            for i, slot in enumerate(slots)
+        ]
         run_workers(_final_worker, args, on_stopped=lambda pids: None)  # checkpoints stay: resume=true
     return [run_final(job) for job in jobs]
 
