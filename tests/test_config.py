@@ -111,6 +111,28 @@ def test_config_hash_counts_the_device_by_kind(tmp_path):
         (["tune.budget=hours"], "tune.budget='hours'; valid: trials, time"),
         (["tune.sampler=grid"], "tune.sampler='grid'; valid: tpe, random"),
         (["tune.pruner=hyperband"], "tune.pruner='hyperband'; valid: none, median, halving"),
+        (["train.optimizer.name=adam"], "train.optimizer.name='adam'; valid: sgd, adamw"),
+        (["train.schedule.name=step"], "train.schedule.name='step'; valid: poly, cosine, constant"),
+        (
+            ["method=rdd", "method.terms.rdd.mask_mode=nand"],
+            "method.terms.rdd.mask_mode='nand'; valid: xor, or, and, ohem",
+        ),
+        (
+            ["method=rdd", "method.terms.rdd.switch=cosine"],
+            "method.terms.rdd.switch='cosine'; valid: hard, linear",
+        ),
+        (
+            ["method=skd_paper", "method.terms.adv.loss=wgan"],
+            "method.terms.adv.loss='wgan'; valid: hinge, wgan-gp",
+        ),
+        (
+            ["+method.terms.x={term: skd_holistic, preprocess: relu}"],
+            "method.terms.x.preprocess='relu'; valid: bn, tanh, none",
+        ),
+        (
+            ["+method.terms.x={term: skd_holistic, d_optimizer: rmsprop}"],
+            "method.terms.x.d_optimizer='rmsprop'; valid: adam, sgd",
+        ),
         (
             ["method=cwd_feat", "method.terms.cwd_feat.adapter=mlp"],
             "method.terms.cwd_feat.adapter='mlp'; valid: conv, conv_bn_relu",
@@ -126,6 +148,17 @@ def test_enum_keys_name_the_key_and_the_valid_values(overrides, message):
     with pytest.raises(ConfigError) as err:
         load_config(overrides)
     assert str(err.value) == message
+
+
+def test_enum_values_that_are_no_identifiers_compose():
+    """``wgan-gp``, ``or`` and ``and`` are valid values though no Python names."""
+    cfg = load_config(["method=skd_paper", "method.terms.adv.loss=wgan-gp"])
+    assert cfg.method.terms["adv"].loss == "wgan-gp"
+    for mode in ("or", "and"):
+        assert (
+            load_config(["method=rdd", f"method.terms.rdd.mask_mode={mode}"]).method.terms["rdd"].mask_mode
+            == mode
+        )
 
 
 def test_enum_values_read_as_their_strings():

@@ -69,6 +69,21 @@ class Pruner(StrEnum):
     halving = "halving"
 
 
+class OptimizerName(StrEnum):
+    """``train.optimizer.name``."""
+
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class ScheduleName(StrEnum):
+    """``train.schedule.name``: LR decay after the warm-up."""
+
+    poly = "poly"
+    cosine = "cosine"
+    constant = "constant"
+
+
 @dataclass
 class DatasetConfig:
     """Common dataset keys; each registered dataset extends this with its own."""
@@ -158,7 +173,7 @@ class MethodConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: OptimizerName = OptimizerName.sgd
     lr: float = 0.01
     momentum: float = 0.9  # sgd
     nesterov: bool = False  # sgd
@@ -170,7 +185,7 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "poly"  # poly | cosine | constant
+    name: ScheduleName = ScheduleName.poly
     power: float = 0.9  # poly exponent
     warmup_iters: int = 0  # linear warm-up from warmup_start_factor·lr to lr
     warmup_start_factor: float = 0.1

@@ -9,9 +9,6 @@ import torch
 
 from bench.config.schema import OptimizerConfig, ScheduleConfig
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("poly", "cosine", "constant")
-
 
 def build_optimizer(groups: list[dict], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     """``groups``: param groups with an optional ``lr_mult``; weight decay applies to all."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +14,16 @@ from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, fp32
 from bench.models.taps import Taps, upsample
 
-MASK_MODES = ("xor", "or", "and", "ohem")
-SWITCHES = ("hard", "linear")
+# Typed keys: composition refuses other values (``or``/``and`` are keywords, hence the functional form).
+MaskMode = StrEnum("MaskMode", [(m, m) for m in ("xor", "or", "and", "ohem")])
+MaskMode.__doc__ = "``rdd.mask_mode``: which OHEM-hard pixels the TSE stage keeps."
+
+
+class Switch(StrEnum):
+    """``rdd.switch``: TFE → TSE at the warm-up's end, or a linear blend after it."""
+
+    hard = "hard"
+    linear = "linear"
 
 
 @dataclass
@@ -27,13 +36,13 @@ class RDDConfig(TermConfig):
     # value < 1 is a fraction of the batch's label pixels, ≥ 1 a pixel count. Official: 100,000 per
     # GPU batch of 4 × 512×1024 → 100000 / 2097152 ≈ 0.0477. 0 disables.
     min_kept: float = 0.0477
-    mask_mode: str = "xor"  # TSE pixels kept: xor (official) | or | and | ohem (student only)
+    mask_mode: MaskMode = MaskMode.xor  # TSE pixels kept: xor (official) | or | and | ohem (student only)
     # Per-class CE weights in the TSE stage (official: 19 fixed Cityscapes values). null = none, so the
     # CE stays the baseline's; weights make a class-weighted baseline necessary for a fair comparison.
     class_weights: list[float] | None = None
     # hard: TSE from W on (train_onlykd_two_stage_diff.py). linear: from W on,
     # (1 − λ)·TSE + λ·TFE with λ = (it − T)/(W − T) going 1 → 0 (…_warmup_lamda.py).
-    switch: str = "hard"
+    switch: Switch = Switch.hard
 
 
 def pixel_ce(
@@ -150,10 +159,6 @@ class RDD(LossTerm):
 
     def __init__(self, cfg: RDDConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)
-        if cfg.mask_mode not in MASK_MODES:
-            raise ConfigError(f"rdd.mask_mode='{cfg.mask_mode}'; valid: {', '.join(MASK_MODES)}")
-        if cfg.switch not in SWITCHES:
-            raise ConfigError(f"rdd.switch='{cfg.switch}'; valid: {', '.join(SWITCHES)}")
         if cfg.warmup < 0 or cfg.min_kept < 0 or not 0 <= cfg.threshold <= 1:
             raise ConfigError("rdd: warmup and min_kept must be ≥ 0 and threshold in [0, 1]")
         if ctx.teacher_channels and "aux_logits" not in ctx.teacher_channels:

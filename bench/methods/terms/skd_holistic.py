@@ -6,6 +6,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -19,9 +20,26 @@ from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32
 from bench.models.taps import Taps, upsample
 
-LOSSES = ("hinge", "wgan-gp")
-OPTIMIZERS = ("adam", "sgd")
-PREPROCESS = ("bn", "tanh", "none")
+# Typed keys: composition refuses other values ("wgan-gp" is no identifier, hence the functional form).
+CriticLoss = StrEnum("CriticLoss", [(m, m) for m in ("hinge", "wgan-gp")])
+CriticLoss.__doc__ = "``skd_holistic.loss``: the discriminator's objective."
+
+
+class Preprocess(StrEnum):
+    """``skd_holistic.preprocess``: score-map preprocessing inside the discriminator."""
+
+    bn = "bn"
+    tanh = "tanh"
+    none = "none"
+
+
+class DOptimizer(StrEnum):
+    """``skd_holistic.d_optimizer``: the discriminator's own optimizer."""
+
+    adam = "adam"
+    sgd = "sgd"
+
+
 # Four stride-2 4×4 convs and a final 4×4 conv need maps of at least 64 px a side (official input:
 # 65×65 logits of 512×512 crops); smaller maps are bilinearly enlarged to it.
 MIN_SIZE = 64
@@ -31,15 +49,15 @@ MIN_SIZE = 64
 class SKDHolisticConfig(TermConfig):
     # Discriminator objective: "hinge" (CIRKD) or "wgan-gp" (official SKD/IFVD/CWD: WGAN + gradient
     # penalty). The generator (student) term is −mean D(z^s) for both.
-    loss: str = "hinge"
+    loss: CriticLoss = CriticLoss.hinge
     gp_weight: float = 10.0  # λ_gp of the gradient penalty (wgan-gp only)
     d_weight: float = 0.1  # λ_d: multiplies the discriminator's loss (official: also its penalty)
     # Score-map preprocessing inside D: "bn" (official preprocess_GAN_mode=1), "tanh" (mode 2), "none".
-    preprocess: str = "bn"
+    preprocess: Preprocess = Preprocess.bn
     conv_dim: int = 64  # width of D's first conv (official adv_conv_dim)
     # D's own optimizer: "adam" (CIRKD, IFVD/CWD official; betas 0.9/0.99) or "sgd" (SKD official:
     # momentum 0.9 and the student's weight decay, 5e-4 in its script).
-    d_optimizer: str = "adam"
+    d_optimizer: DOptimizer = DOptimizer.adam
     d_lr: float = 4e-4
     d_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     d_momentum: float = 0.9
@@ -174,17 +192,6 @@ class SKDHolistic(LossTerm):
 
     def __init__(self, cfg: SKDHolisticConfig, ctx: TermContext) -> None:
         super().__init__(cfg, ctx)
-        bad = [
-            f"{key}='{value}' (valid: {', '.join(valid)})"
-            for key, value, valid in (
-                ("loss", cfg.loss, LOSSES),
-                ("d_optimizer", cfg.d_optimizer, OPTIMIZERS),
-                ("preprocess", cfg.preprocess, PREPROCESS),
-            )
-            if value not in valid
-        ]
-        if bad:
-            raise ConfigError(f"skd_holistic: {'; '.join(bad)}")
         classes = ctx.teacher_channels.get("logits") or ctx.student_channels.get("logits") or ctx.num_classes
         if not classes:
             raise ConfigError(
