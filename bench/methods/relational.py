@@ -6,46 +6,60 @@ the four or five copies autograd keeps of it (logits, log-softmax of both, the K
 dominate the memory of a training step and are written and read from main memory several times.
 
 Here the matrix is built a block of rows at a time and never kept: for each block the KL and its
-gradient with respect to the student logits, ``σ(z^s) − σ(z^t)``, are computed together and the
-gradient is pushed straight into the student features with two matrix products. Peak memory is a
-few blocks of :data:`CHUNK_ELEMENTS` floats; the arithmetic is that of the plain formulation
-(values agree to float32 rounding), and a backward pass only scales the stored gradient.
-Double backward is not supported.
+gradient with respect to the student logits, ``σ(z^s) − σ(z^t)``, are computed together in three
+reused buffers (two exponentials per entry, :func:`kl_and_grad`) and the gradient is pushed
+straight into the student features with matrix products (for the pair term through the L2
+normalisation as well, so autograd keeps none of its intermediates). Peak memory is three blocks of
+:data:`CHUNK_ELEMENTS` floats (more for the bank term) beside the node vectors; the arithmetic is that
+of the plain formulation (values agree to float32 rounding), and a backward pass only scales the
+stored gradient. Double backward is not supported.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-# Floats per block matrix (4 MB in fp32). Five such blocks are alive at once; large enough for the
-# matrix products to run at full speed, small enough to stay in the allocator's reused heap.
-CHUNK_ELEMENTS = 2**20
+# Floats per block matrix of the pair affinities (2 MB in fp32): three such blocks are alive at once,
+# allocated once per call and reused for every block of rows. The anchor × bank term, whose products
+# have a short inner dimension and which keeps queues of hundreds of MB anyway, takes blocks
+# BANK_CHUNK_SCALE times larger: its matrix products run markedly faster with ≈800 rows than ≈100.
+CHUNK_ELEMENTS = 2**19
+BANK_CHUNK_SCALE = 8
 MIN_ROWS = 32
-BLOCKS_ALIVE = 5  # student and teacher logits, both log-softmaxes, the teacher probabilities
+NORM_EPS = 1e-12  # F.normalize's default ε
+BLOCKS_ALIVE = 3  # student logits (then the gradient), teacher logits, teacher probabilities
 
 
-def rows_per_chunk(columns: int) -> int:
-    return max(MIN_ROWS, CHUNK_ELEMENTS // max(columns, 1))
+def rows_per_chunk(columns: int, scale: int = 1) -> int:
+    return max(MIN_ROWS, scale * CHUNK_ELEMENTS // max(columns, 1))
 
 
-def chunk_memory_mb(columns: int) -> float:
-    """Peak MB of the per-block buffers for similarity rows of ``columns`` entries."""
-    return BLOCKS_ALIVE * 4 * rows_per_chunk(columns) * columns / 2**20
+def chunk_memory_mb(columns: int, scale: int = 1, rows: int | None = None) -> float:
+    """Peak MB of the per-block buffers for similarity rows of ``columns`` entries (at most ``rows``
+    rows in all)."""
+    per_block = rows_per_chunk(columns, scale) if rows is None else min(rows_per_chunk(columns, scale), rows)
+    return BLOCKS_ALIVE * 4 * per_block * columns / 2**20
 
 
-def kl_and_grad(z_s: torch.Tensor, z_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def kl_and_grad(z_s: torch.Tensor, z_t: torch.Tensor, p_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``Σ KL(σ(z_t) ‖ σ(z_s))`` over all rows (softmax over the last dim) and ``σ(z_s) − σ(z_t)``.
 
-    ``z_s`` and ``z_t`` are consumed (used as scratch space). The sum is returned in float64.
+    Per row, with logits shifted by their maximum (``z'``) and ``S = Σ exp z'``:
+    ``KL = Σ_k σ(z_t)_k (z'_t − z'_s)_k + log S_s − log S_t`` (``Σ_k σ(z_t)_k = 1``): two
+    exponentials per entry, no log-softmax copies. ``z_s`` and ``z_t`` are overwritten (the gradient
+    is returned in ``z_s``'s storage); ``p_t``, of their shape, is scratch space. The sum is float64.
     """
-    log_s = F.log_softmax(z_s, dim=-1)
-    del z_s
-    log_t = F.log_softmax(z_t, dim=-1)
-    del z_t
-    p_t = log_t.exp()
-    kl = torch.dot(p_t.reshape(-1), log_t.sub_(log_s).reshape(-1)).double()
-    return kl, log_s.exp_().sub_(p_t)
+    z_t.sub_(z_t.amax(-1, keepdim=True))
+    z_s.sub_(z_s.amax(-1, keepdim=True))
+    torch.exp(z_t, out=p_t)
+    sum_t = p_t.sum(-1, keepdim=True)
+    p_t.div_(sum_t)
+    cross = torch.dot(p_t.reshape(-1), z_t.sub_(z_s).reshape(-1)).double()
+    p_s = z_s.exp_()
+    sum_s = p_s.sum(-1, keepdim=True)
+    p_s.div_(sum_s)
+    kl = cross + (sum_s.double().log() - sum_t.double().log()).sum()
+    return kl, p_s.sub_(p_t)
 
 
 class _FusedGradient(torch.autograd.Function):
@@ -62,40 +76,67 @@ class _FusedGradient(torch.autograd.Function):
         return grad * grad_out, None, None, None
 
 
+def unit(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``x / max(‖x‖, ε)`` along dim 1 (:func:`torch.nn.functional.normalize`'s values); ``inplace``
+    overwrites ``x`` (a copy of the caller's, without gradient)."""
+    denom = x.norm(dim=1, keepdim=True).clamp_min_(NORM_EPS)
+    return x.div_(denom) if inplace else x / denom
+
+
+def unit_backward(grad: torch.Tensor, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """The gradient w.r.t. ``x`` of a loss with gradient ``grad`` w.r.t. ``n = unit(x)``, in place of
+    ``grad``: ``(grad − n·⟨n, grad⟩) / ‖x‖``, or ``grad / ε`` where ``‖x‖ ≤ ε`` (the clamp)."""
+    norm = x.norm(dim=1, keepdim=True)
+    along = (n * grad).sum(1, keepdim=True).mul_(norm > NORM_EPS)
+    return grad.sub_(n * along).div_(norm.clamp_min_(NORM_EPS))
+
+
 class _PairAffinityKL(_FusedGradient):
-    """``Σ_(i,j) Σ_r KL(σ(T_i T_jᵀ/τ)[r] ‖ σ(S_i S_jᵀ/τ)[r])`` over the ordered pairs of each group."""
+    """``Σ_(i,j) Σ_r KL(σ(T_iᵀ T_j/τ)[r] ‖ σ(S_iᵀ S_j/τ)[r])`` over the ordered pairs of each group.
+
+    ``S`` = the student input L2-normalised along D here (the gradient goes through the
+    normalisation too, so autograd keeps none of its intermediates), ``T`` unit teacher nodes; both
+    in the ``[B, D, M]`` layout of a flattened feature map (no transposed copy). A block of rows of
+    image i against every image j of its group is ``[g, rows, M]`` (softmax over M).
+    """
 
     @staticmethod
-    def forward(ctx, s: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
-        b, m, d = s.shape
+    def forward(ctx, x: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
+        s = unit(x.detach())
+        b, m = s.shape[0], s.shape[2]
         need_grad = ctx.needs_input_grad[0]
         grad = torch.zeros_like(s) if need_grad else None
         total = torch.zeros((), dtype=torch.float64, device=s.device)
-        rows = rows_per_chunk(group * m)
+        rows = min(rows_per_chunk(group * m), m)
+        blocks = s.new_empty(BLOCKS_ALIVE, group * rows * m)  # reused for every block of rows
         for k0 in range(0, b, group):
-            s_cols = s[k0 : k0 + group].reshape(-1, d)
-            t_cols = t[k0 : k0 + group].reshape(-1, t.shape[2])
-            grad_cols = grad[k0 : k0 + group].view(-1, d) if grad is not None else None
+            s_grp, t_grp = s[k0 : k0 + group], t[k0 : k0 + group]
             for i in range(k0, k0 + group):
                 for r0 in range(0, m, rows):
                     # The row block pre-divided by τ: a small scaling instead of one per logit block.
-                    s_rows = s[i, r0 : r0 + rows] / tau
-                    z_s = (s_rows @ s_cols.T).view(-1, group, m)
-                    z_t = (t[i, r0 : r0 + rows] / tau @ t_cols.T).view(-1, group, m)
-                    kl, g = kl_and_grad(z_s, z_t)
+                    s_rows = s[i, :, r0 : r0 + rows].T / tau
+                    n = s_rows.shape[0]
+                    z_s, z_t, p_t = (x[: group * n * m].view(group, n, m) for x in blocks)
+                    torch.matmul(s_rows, s_grp, out=z_s)
+                    torch.matmul(t[i, :, r0 : r0 + rows].T / tau, t_grp, out=z_t)
+                    kl, g = kl_and_grad(z_s, z_t, p_t)
                     total += kl
-                    if grad_cols is not None:
-                        g = g.view(-1, group * m)
-                        grad[i, r0 : r0 + rows].addmm_(g, s_cols, alpha=1 / tau)
-                        grad_cols.addmm_(g.T, s_rows)
-        return _FusedGradient.finish(ctx, grad, total, s)
+                    if grad is not None:
+                        for j in range(group):  # rows (image i) and columns (image k0 + j) of the pair
+                            grad[i, :, r0 : r0 + rows].addmm_(s_grp[j], g[j].T, alpha=1 / tau)
+                            grad[k0 + j].addmm_(s_rows.T, g[j])
+        del blocks
+        if grad is not None:
+            grad = unit_backward(grad, x.detach(), s)
+        return _FusedGradient.finish(ctx, grad, total, x)
 
 
 def pair_affinity_kl_sum(s: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
     """Summed row KLs of cross-image affinities within consecutive groups of ``group`` images.
 
-    ``s``, ``t``: ``[B, M, D]`` unit node vectors (student, teacher; widths may differ), ``B`` a
-    multiple of ``group``. Differentiable with respect to ``s``; ``t`` is treated as a constant.
+    ``s``: ``[B, D, M]`` student node vectors, L2-normalised along D here (differentiable, the
+    normalisation included); ``t``: ``[B, D_t, M]`` unit teacher node vectors (:func:`unit`), a
+    constant. ``B`` a multiple of ``group``.
     """
     return _PairAffinityKL.apply(s, t.detach(), tau, group)
 
@@ -108,12 +149,14 @@ class _BankKL(_FusedGradient):
         need_grad = ctx.needs_input_grad[0]
         grad = torch.empty_like(s) if need_grad else None
         total = torch.zeros((), dtype=torch.float64, device=s.device)
-        rows = rows_per_chunk(bank.shape[0])
+        rows = rows_per_chunk(bank.shape[0], BANK_CHUNK_SCALE)
         bank = bank / scale  # pre-divided: one small scaling instead of one per logit block
+        blocks = s.new_empty(BLOCKS_ALIVE, min(rows, s.shape[0]), bank.shape[0])  # reused for every block
         for r0 in range(0, s.shape[0], rows):
-            z_s = s[r0 : r0 + rows] @ bank.T
-            z_t = t[r0 : r0 + rows] @ bank.T
-            kl, g = kl_and_grad(z_s, z_t)
+            z_s, z_t, p_t = blocks[:, : min(rows, s.shape[0] - r0)]
+            torch.mm(s[r0 : r0 + rows], bank.T, out=z_s)
+            torch.mm(t[r0 : r0 + rows], bank.T, out=z_t)
+            kl, g = kl_and_grad(z_s, z_t, p_t)
             total += kl
             if grad is not None:
                 torch.mm(g, bank, out=grad[r0 : r0 + rows])

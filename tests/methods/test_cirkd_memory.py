@@ -208,13 +208,18 @@ def test_memory_estimate_and_missing_channels():
     ctx = _ctx(batch_size=16, feature_size=(64, 128))
     ctx.num_classes = 19
     term = build_term("cirkd_memory", ctx, pixel_memory_size=10, region_memory_size=10)
-    # fp32: queues 19·(10 + 10)·D_t, projection-head activations 4·anchors·D_t and 6 logit matrices of
-    # anchors × slots, anchors = 16·64·128, slots = 19·min(4096//19 + 1, 10) + 19·min(1024//19 + 1, 10).
+    # fp32: queues 19·(10 + 10)·D_t; 5 maps (head activations, unit embeddings) and 3 anchor copies of
+    # D_t each per anchor (anchors = positions = 16·64·128); 2 copies of the widest bank (slots =
+    # 19·min(4096//19 + 1, 10) = 190 = 19·min(1024//19 + 1, 10)); 3 blocks of 8·2^19 // 190 rows.
     anchors = 16 * 64 * 128
-    expected = 4 * (19 * 20 * DT + 4 * anchors * DT + 6 * anchors * 380) / 2**20
+    rows = 8 * 2**19 // 190
+    expected = 4 * (19 * 20 * DT + 8 * anchors * DT + 2 * 190 * DT + 3 * rows * 190) / 2**20
     assert term.estimate_memory_mb() == pytest.approx(expected)
     fewer = build_term("cirkd_memory", ctx, pixel_memory_size=10, region_memory_size=10, max_anchors=1000)
-    assert fewer.estimate_memory_mb() < expected / 50
+    fewer_expected = (
+        4 * (19 * 20 * DT + 5 * anchors * DT + 3 * 1000 * DT + 2 * 190 * DT + 3 * 1000 * 190) / 2**20
+    )
+    assert fewer.estimate_memory_mb() == pytest.approx(fewer_expected) and fewer_expected < expected
     with pytest.raises(ConfigError, match="student_channels"):
         build_term("cirkd_memory", TermContext(num_classes=3))
 

@@ -68,10 +68,10 @@ def test_minibatch_term_resizes_and_pools():
 
 
 def test_minibatch_memory_estimate_stops_an_oversized_run():
-    # The affinities are built a block of rows at a time: memory is the node vectors (4 student and 3
-    # teacher copies of [B, M, D] fp32) plus 5 blocks of ≥ 2^20 floats. Cityscapes crop 512×1024 at
-    # OS8 (64×128 features), batch 16, unpooled: 16·8192·(4·256 + 3·512)·4 B = 1280 MB + 20 MB —
-    # where the plain formulation needed 6 matrices × 16·2 pairs × 8192² entries = 48 GiB.
+    # The affinities are built a block of rows at a time: memory is the node vectors (4 student copies
+    # and 1 teacher copy of [B, D, M] fp32) plus 3 blocks of ≥ 32 rows. Cityscapes crop 512×1024 at
+    # OS8 (64×128 features), batch 16, unpooled: 16·8192·(4·256 + 512)·4 B = 768 MB + 3·32·16384·4 B
+    # = 6 MB — where the plain formulation needed 6 matrices × 16·2 pairs × 8192² entries = 48 GiB.
     widths = {"feat": 256}
     ctx = TermContext(
         num_classes=19,
@@ -81,11 +81,11 @@ def test_minibatch_memory_estimate_stops_an_oversized_run():
         teacher_channels={"feat": 512},
     )
     term = build_term("cirkd_minibatch", ctx, pool_size=1, group_size=2)
-    assert term.estimate_memory_mb() == pytest.approx(16 * 8192 * (4 * 256 + 3 * 512) * 4 / 2**20 + 20)
+    assert term.estimate_memory_mb() == pytest.approx(16 * 8192 * (4 * 256 + 512) * 4 / 2**20 + 6)
     # A 1024×2048 map (an 8192×16384 input at OS8) unpooled does not fit: the run is refused.
     ctx.feature_size = (1024, 2048)
     cfg = CIRKDMiniBatchConfig(term="cirkd_minibatch", pool_size=1, group_size=2)
-    with pytest.raises(ConfigError, match="term 'mb' needs about 330240 MB"):
+    with pytest.raises(ConfigError, match="term 'mb' needs about 198144 MB"):
         Objective(MethodConfig(name="cirkd", terms={"mb": cfg}), ctx)
 
 
@@ -108,3 +108,25 @@ def test_minibatch_gradient_matches_autograd_of_the_pair_loop(monkeypatch):
 def test_minibatch_group_size_must_divide_the_batch():
     with pytest.raises(ConfigError, match=r"group_size=3 must divide train\.batch_size=8"):
         build_term("cirkd_minibatch", TermContext(num_classes=3, batch_size=8), group_size=3)
+
+
+def test_minibatch_gradient_through_the_normalisation_matches_autograd_below_eps(monkeypatch):
+    # The fused gradient includes F.normalize's, also where a node's norm is below ε (the clamp).
+    monkeypatch.setattr(relational, "CHUNK_ELEMENTS", 16)
+    monkeypatch.setattr(relational, "MIN_ROWS", 3)
+    s, t = torch.randn(2, 6, 3, 5), torch.randn(2, 8, 3, 5)
+    s[1, :, 2, 4] = 1e-14 * torch.randn(6)  # below ε but not zero: only the clamp branch is exact
+    a, b = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    minibatch_pair_loss(a, t, 0.1, 2).backward()
+    _pair_loop(b, t, 0.1).backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    assert a.grad[1, :, 2, 4].abs().max() > 1e6  # the clamp's 1/ε scale, as autograd has it
+
+
+@pytest.mark.parametrize("pool_size", [1, 2])
+def test_minibatch_leaves_its_inputs_unchanged(pool_size):
+    # The teacher's pooled copy is normalised in place; the inputs themselves never are.
+    s, t = torch.randn(2, 6, 4, 4, requires_grad=True), torch.randn(2, 8, 4, 4)
+    before = (s.detach().clone(), t.clone())
+    minibatch_pair_loss(s, t, 0.1, 2, pool_size).backward()
+    assert torch.equal(s.detach(), before[0]) and torch.equal(t, before[1])

@@ -13,12 +13,16 @@ from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32, labels_to
-from bench.methods.relational import bank_kl_sum
+from bench.methods.relational import BANK_CHUNK_SCALE, bank_kl_sum, chunk_memory_mb
 from bench.models.taps import Taps
 
-# Float32 copies of an anchor × contrast logit matrix alive at the peak (student and teacher logits,
-# their log-softmax, the KL terms, the backward buffer).
-_MATRICES_AT_PEAK = 6
+# Float32 copies alive at the peak: of the [B, D_t, h, w] maps, the projection head's activations
+# autograd keeps (BN input, ReLU output, last conv output, unit embeddings) and the teacher's unit
+# embeddings; of the [anchors, D_t] rows, student and teacher anchors and their fused gradient; of a
+# bank, its gathered slots and their scaled copy.
+_MAP_COPIES = 5
+_ANCHOR_COPIES = 3
+_BANK_COPIES = 2
 
 
 @dataclass
@@ -143,8 +147,9 @@ class CIRKDMemory(LossTerm):
     of another size are bilinearly resized to the teacher's; the head is built from
     ``ctx.student_channels['feat']`` / ``ctx.teacher_channels['feat']`` and trained with the student.
     Batch composition: a mean over anchors, so the loss given the queues does not depend on how the
-    batch is split; the queue contents do (official: all-gathered over GPUs). Memory: anchors ×
-    (contrast slots) logits, see :meth:`estimate_memory_mb`; ``max_anchors`` subsamples anchors.
+    batch is split; the queue contents do (official: all-gathered over GPUs). Memory: the queues, the
+    anchors and a few blocks of anchor × slot logits (:mod:`bench.methods.relational`), see
+    :meth:`estimate_memory_mb`; ``max_anchors`` subsamples anchors.
     """
 
     Config = CIRKDMemoryConfig
@@ -228,14 +233,15 @@ class CIRKDMemory(LossTerm):
 
     def estimate_memory_mb(self) -> float | None:
         c, d = self.ctx.num_classes, self.pixel_queue.shape[2]
-        queues = self.pixel_queue.numel() + self.region_queue.numel()
+        queues = 4 * (self.pixel_queue.numel() + self.region_queue.numel()) / 2**20
         if self.ctx.feature_size is None:
-            return 4 * queues / 2**20
+            return queues
         positions = self.ctx.batch_size * self.ctx.feature_size[0] * self.ctx.feature_size[1]
         anchors = min(positions, self.cfg.max_anchors or positions)
-        slots = c * (
-            self._slots(self.cfg.pixel_contrast_size, self.cfg.pixel_memory_size)
-            + self._slots(self.cfg.region_contrast_size, self.cfg.region_memory_size)
+        widest = c * max(
+            self._slots(self.cfg.pixel_contrast_size, self.cfg.pixel_memory_size),
+            self._slots(self.cfg.region_contrast_size, self.cfg.region_memory_size),
         )
-        head = 4 * positions * d  # projection-head activations kept for backward
-        return 4 * (queues + head + _MATRICES_AT_PEAK * anchors * slots) / 2**20
+        rows = _MAP_COPIES * positions + _ANCHOR_COPIES * anchors + _BANK_COPIES * widest
+        blocks = chunk_memory_mb(widest, BANK_CHUNK_SCALE, rows=anchors)  # one bank at a time
+        return queues + 4 * rows * d / 2**20 + blocks

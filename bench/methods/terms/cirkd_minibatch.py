@@ -12,12 +12,13 @@ from bench.config.schema import TermConfig
 from bench.errors import ConfigError
 from bench.methods import TERMS
 from bench.methods.base import LossTerm, TermContext, aligned, fp32
-from bench.methods.relational import chunk_memory_mb, pair_affinity_kl_sum
+from bench.methods.relational import chunk_memory_mb, pair_affinity_kl_sum, unit
 from bench.models.taps import Taps
 
-# Float32 copies of the student's [B, M, D] node vectors alive at the peak (pooled map, normalised
-# nodes, their gradient buffer, the gradient flowing back); one fewer for the teacher.
-_NODE_COPIES = 4
+# Float32 copies of the [B, D, M] node vectors alive at the peak: the student's pooled map, its
+# normalised nodes, their gradient buffer and the gradient flowing back; the teacher's unit nodes.
+_STUDENT_COPIES = 4
+_TEACHER_COPIES = 1
 
 
 @dataclass
@@ -39,7 +40,11 @@ def pool_features(feat: torch.Tensor, pool_size: int) -> torch.Tensor:
 
 
 def minibatch_pair_loss(
-    student_feat: torch.Tensor, teacher_feat: torch.Tensor, temperature: float = 0.1, group_size: int = 0
+    student_feat: torch.Tensor,
+    teacher_feat: torch.Tensor,
+    temperature: float = 0.1,
+    group_size: int = 0,
+    pool_size: int = 1,
 ) -> torch.Tensor:
     """``(1/P) Σ_{(i,j)} (1/M) Σ_r KL(σ(A^t_ij[r,:]/τ) ‖ σ(A^s_ij[r,:]/τ))`` on ``[B, D, h, w]`` features.
 
@@ -49,17 +54,20 @@ def minibatch_pair_loss(
     columns and averaged over rows and pairs — the official ``batchmean`` per pair divided by B².
     Computed a block of rows at a time with the gradient fused in (:mod:`bench.methods.relational`):
     no ``M×M`` matrix is kept, memory is ``O(B·M·D)`` plus a few blocks. fp32; the teacher is detached.
+    ``pool_size`` > 1 first pools both maps (:func:`pool_features`; the pooled teacher map is freed
+    as soon as its nodes exist).
     """
-    b, m = student_feat.shape[0], student_feat.shape[2] * student_feat.shape[3]
+    b = student_feat.shape[0]
     g = min(group_size or b, b)
     if b % g:
         raise ValueError(f"batch of {b} images does not split into groups of {g} (group_size)")
 
-    def nodes(feat: torch.Tensor) -> torch.Tensor:  # [B, M, D] unit vectors
-        return F.normalize(feat.float(), dim=1).flatten(2).transpose(1, 2).contiguous()
+    def nodes(feat: torch.Tensor) -> torch.Tensor:  # [B, D, M]
+        return pool_features(feat.float(), pool_size).flatten(2)
 
-    total = pair_affinity_kl_sum(nodes(student_feat), nodes(teacher_feat.detach()), temperature, g)
-    return total / (b * g * m)
+    s = nodes(student_feat)  # normalised inside the KL, with its gradient
+    t = unit(nodes(teacher_feat.detach()), inplace=pool_size > 1)  # in place: the pooled copy is ours
+    return pair_affinity_kl_sum(s, t, temperature, g) / (b * g * s.shape[2])
 
 
 def minibatch_memory_mb(
@@ -71,13 +79,13 @@ def minibatch_memory_mb(
 ) -> float:
     """Peak extra memory (MB) of :func:`minibatch_pair_loss` forward + backward at these sizes.
 
-    Node vectors of both nets (normalised copies and the pooled maps autograd keeps, ≈ 3 per net),
-    the student's gradient buffer and the row blocks; ``channels`` = (student D, teacher D).
+    Node vectors of both nets (:data:`_STUDENT_COPIES`, :data:`_TEACHER_COPIES`) and the row blocks;
+    ``channels`` = (student D, teacher D).
     """
     g = min(group_size or batch_size, batch_size)
     p = max(pool_size, 1)
     m = math.ceil(feature_size[0] / p) * math.ceil(feature_size[1] / p)
-    nodes = 4 * batch_size * m * (_NODE_COPIES * channels[0] + (_NODE_COPIES - 1) * channels[1])
+    nodes = 4 * batch_size * m * (_STUDENT_COPIES * channels[0] + _TEACHER_COPIES * channels[1])
     return nodes / 2**20 + chunk_memory_mb(g * m)
 
 
@@ -121,8 +129,7 @@ class CIRKDMiniBatch(LossTerm):
     ) -> torch.Tensor:
         with fp32(student):
             s, t = aligned(student.feat, teacher.feat)
-            s, t = pool_features(s, self.cfg.pool_size), pool_features(t, self.cfg.pool_size)
-            return minibatch_pair_loss(s, t, self.cfg.temperature, self.cfg.group_size)
+            return minibatch_pair_loss(s, t, self.cfg.temperature, self.cfg.group_size, self.cfg.pool_size)
 
     def estimate_memory_mb(self) -> float | None:
         if self.ctx.feature_size is None:
