@@ -73,7 +73,7 @@ class _FusedGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return grad * grad_out, None, None, None
+        return grad * grad_out, None, None, None, None
 
 
 def unit(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -83,10 +83,10 @@ def unit(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     return x.div_(denom) if inplace else x / denom
 
 
-def unit_backward(grad: torch.Tensor, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+def unit_backward(grad: torch.Tensor, norm: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     """The gradient w.r.t. ``x`` of a loss with gradient ``grad`` w.r.t. ``n = unit(x)``, in place of
-    ``grad``: ``(grad − n·⟨n, grad⟩) / ‖x‖``, or ``grad / ε`` where ``‖x‖ ≤ ε`` (the clamp)."""
-    norm = x.norm(dim=1, keepdim=True)
+    ``grad``, ``norm = ‖x‖`` along dim 1: ``(grad − n·⟨n, grad⟩) / ‖x‖``, or ``grad / ε`` where
+    ``‖x‖ ≤ ε`` (the clamp)."""
     along = (n * grad).sum(1, keepdim=True).mul_(norm > NORM_EPS)
     return grad.sub_(n * along).div_(norm.clamp_min_(NORM_EPS))
 
@@ -101,8 +101,9 @@ class _PairAffinityKL(_FusedGradient):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
-        s = unit(x.detach())
+    def forward(ctx, x: torch.Tensor, t: torch.Tensor, tau: float, group: int, scratch: bool) -> torch.Tensor:
+        norm = x.detach().norm(dim=1, keepdim=True)
+        s = unit(x.detach(), inplace=scratch)
         b, m = s.shape[0], s.shape[2]
         need_grad = ctx.needs_input_grad[0]
         grad = torch.zeros_like(s) if need_grad else None
@@ -127,18 +128,21 @@ class _PairAffinityKL(_FusedGradient):
                             grad[k0 + j].addmm_(s_rows.T, g[j])
         del blocks
         if grad is not None:
-            grad = unit_backward(grad, x.detach(), s)
+            grad = unit_backward(grad, norm, s)
         return _FusedGradient.finish(ctx, grad, total, x)
 
 
-def pair_affinity_kl_sum(s: torch.Tensor, t: torch.Tensor, tau: float, group: int) -> torch.Tensor:
+def pair_affinity_kl_sum(
+    s: torch.Tensor, t: torch.Tensor, tau: float, group: int, scratch: bool = False
+) -> torch.Tensor:
     """Summed row KLs of cross-image affinities within consecutive groups of ``group`` images.
 
     ``s``: ``[B, D, M]`` student node vectors, L2-normalised along D here (differentiable, the
     normalisation included); ``t``: ``[B, D_t, M]`` unit teacher node vectors (:func:`unit`), a
-    constant. ``B`` a multiple of ``group``.
+    constant. ``B`` a multiple of ``group``. ``scratch``: ``s`` is the caller's own copy (a pooled
+    map, which autograd does not keep) and is normalised in place.
     """
-    return _PairAffinityKL.apply(s, t.detach(), tau, group)
+    return _PairAffinityKL.apply(s, t.detach(), tau, group, scratch)
 
 
 class _BankKL(_FusedGradient):

@@ -16,7 +16,8 @@ from bench.methods.relational import chunk_memory_mb, pair_affinity_kl_sum, unit
 from bench.models.taps import Taps
 
 # Float32 copies of the [B, D, M] node vectors alive at the peak: the student's pooled map, its
-# normalised nodes, their gradient buffer and the gradient flowing back; the teacher's unit nodes.
+# normalised nodes (the pooled map itself when pooled), their gradient buffer and the gradient
+# flowing back; the teacher's unit nodes.
 _STUDENT_COPIES = 4
 _TEACHER_COPIES = 1
 
@@ -65,9 +66,10 @@ def minibatch_pair_loss(
     def nodes(feat: torch.Tensor) -> torch.Tensor:  # [B, D, M]
         return pool_features(feat.float(), pool_size).flatten(2)
 
+    # Pooled copies are ours (autograd keeps only the pooling's input): normalised in place.
     s = nodes(student_feat)  # normalised inside the KL, with its gradient
-    t = unit(nodes(teacher_feat.detach()), inplace=pool_size > 1)  # in place: the pooled copy is ours
-    return pair_affinity_kl_sum(s, t, temperature, g) / (b * g * s.shape[2])
+    t = unit(nodes(teacher_feat.detach()), inplace=pool_size > 1)
+    return pair_affinity_kl_sum(s, t, temperature, g, scratch=pool_size > 1) / (b * g * s.shape[2])
 
 
 def minibatch_memory_mb(
