@@ -167,3 +167,19 @@ def test_enum_values_read_as_their_strings():
     assert {"bf16": 1}[cfg.train.precision] == 1
     data = to_dict(cfg)
     assert type(data["train"]["precision"]) is str and type(data["eval"]["mode"]) is str
+
+
+def test_to_dict_is_omegaconfs_container_of_every_preset():
+    """Config hashes are of ``to_dict``: it must stay what OmegaConf's container of the run gives."""
+    from omegaconf import OmegaConf
+
+    methods = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
+    datasets = [p.stem for p in (conf_dir() / "dataset").glob("*.yaml") if p.stem != "folder"]
+    runs = [load_config([f"method={m}", "tune.storage='postgresql://u:secret@h/db'"]) for m in methods]
+    typed = ["train.precision=bf16", "train.crop_size=[64,64]"]  # an enum and a list
+    runs += [load_config([f"dataset={d}", *typed]) for d in datasets]
+    for run in runs:
+        expected = OmegaConf.to_container(OmegaConf.structured(run), resolve=True, enum_to_str=True)
+        expected["tune"]["storage"] = to_dict(run)["tune"]["storage"]
+        assert to_dict(run) == expected
+        assert "secret" not in str(to_dict(run))

@@ -1,10 +1,12 @@
 """A trial's config: the study's config, composed once per process, plus the trial's own values.
 
-Hydra composition (search path, defaults lists, schema registration) costs about a second per call;
-a study composes its overrides once and every trial sets its values on a copy of that composition
-before the same validation :func:`bench.config.load_config` runs. The result equals composing the
-study's overrides followed by the trial's ``key=value`` overrides (tested), because a trial only sets
-config values, never group choices.
+Hydra composition (search path, defaults lists, schema registration) costs about a second per call,
+and merging into the schemas about 80 ms; a study composes its overrides and merges them into the
+schemas once per process (:func:`bench.config.compose.typed`, unresolved), and every trial sets its
+values on a copy of that, which type-checks them, before the same resolution and checks as
+:func:`bench.config.load_config` (≈ 12 ms). The result equals composing the study's overrides
+followed by the trial's ``key=value`` overrides (tested, interpolations included), because a trial
+only sets config values, never group choices.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench.config import RunConfig
-from bench.config.compose import compose_raw, validate
+from bench.config.compose import compose_raw, error_text, finish, typed
 from bench.errors import ConfigError
 from bench.tune import study as st
 
@@ -60,11 +62,11 @@ def trial_config(study_overrides: Sequence[str], values: dict[str, Any]) -> RunC
     """The study's composed config (cached per process) with ``values`` set, validated."""
     key = tuple(study_overrides)
     if key not in _COMPOSED:
-        _COMPOSED[key] = compose_raw(study_overrides)
-    raw = copy.deepcopy(_COMPOSED[key])
+        _COMPOSED[key] = typed(compose_raw(study_overrides))
+    merged = copy.deepcopy(_COMPOSED[key])
     try:
         for dotted, value in values.items():
-            OmegaConf.update(raw, dotted, value, merge=False)
+            OmegaConf.update(merged, dotted, value, merge=False)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot set a trial's value: {e}".splitlines()[0]) from None
-    return validate(raw)
+        raise ConfigError(f"cannot set a trial's value: {error_text(e)}") from None
+    return finish(merged)

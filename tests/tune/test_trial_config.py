@@ -23,6 +23,11 @@ from ..conftest import TINY
             {"method.terms.kd.temperature": 4.0, "train.batch_size": 8, "train.optimizer.name": "sgd"},
         ),
         (["method=skd_pair", "tune.pruner=none"], {"train.grad_clip": None, "train.augment.hflip": False}),
+        # An interpolation of the study follows the trial's value, as in a fresh composition.
+        (
+            ["method=baseline", "train.optimizer.weight_decay=${train.optimizer.lr}"],
+            {"train.optimizer.lr": 0.003},
+        ),
     ],
 )
 def test_trial_config_equals_a_fresh_composition(tmp_path, study, params):
@@ -45,6 +50,10 @@ def test_trial_config_rejects_a_wrong_type_or_key():
         trial_config(TINY, {"train.iterations": "many"})
     with pytest.raises(ConfigError):
         trial_config(TINY, {"train.no_such_key": 1})
+    with pytest.raises(ConfigError, match=r"train\.optimizer\.name"):  # typed keys as in a composition
+        trial_config(TINY, {"train.optimizer.name": "adam"})
+    with pytest.raises(ConfigError, match=r"divisible by student\.output_stride"):  # and the same checks
+        trial_config(TINY, {"train.crop_size": [33, 33]})
 
 
 def test_hold_out_batch_size_can_be_set_for_the_study(tmp_path):
