@@ -73,7 +73,7 @@ class _FusedGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
-        return grad * grad_out, None, None, None, None
+        return grad * grad_out, *(None,) * (len(ctx.needs_input_grad) - 1)
 
 
 def unit(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -117,7 +117,7 @@ class _PairAffinityKL(_FusedGradient):
                     # The row block pre-divided by τ: a small scaling instead of one per logit block.
                     s_rows = s[i, :, r0 : r0 + rows].T / tau
                     n = s_rows.shape[0]
-                    z_s, z_t, p_t = (x[: group * n * m].view(group, n, m) for x in blocks)
+                    z_s, z_t, p_t = (buf[: group * n * m].view(group, n, m) for buf in blocks)
                     torch.matmul(s_rows, s_grp, out=z_s)
                     torch.matmul(t[i, :, r0 : r0 + rows].T / tau, t_grp, out=z_t)
                     kl, g = kl_and_grad(z_s, z_t, p_t)
