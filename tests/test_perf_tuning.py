@@ -37,3 +37,10 @@ def test_timed_phases_leave_the_patched_methods_as_they_were(tmp_path):
     with trials._timed(Sweep, "open", defaultdict(float), "open study"):
         pass
     assert dict(vars(Sweep)) == before and Sub.open.__self__ is Sub
+
+
+@pytest.mark.slow
+def test_sweep_timing_reads_the_trial_window_from_the_study():
+    extra = [*TINY_SYNTHETIC, "train.batch_size=4", "tune.trial_iterations=4", "device=cpu"]
+    wall, counted, window = trials.sweep_seconds(1, 2, extra)
+    assert counted == 2 and 0 < window < wall  # the sweep's start and exit are outside the window

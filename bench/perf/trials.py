@@ -15,7 +15,8 @@ Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on
   one-off start (imports in a fresh interpreter, opening the study) is reported apart.
 - **Worker scaling**: ``python -m bench.sweep`` with ``tune.workers=W`` as a user runs it (fresh
   interpreter, worker processes, imports included), timed from start to exit; counted trials per
-  minute and the speed-up over the first ``--workers`` value. Runs alternate between worker counts.
+  minute and the speed-up over the first ``--workers`` value, both also over the trial window alone
+  (first trial start to last trial end, from the study's own records). Runs alternate between worker counts.
   On a CPU the table also gives the machine's ceiling: W concurrent plain training loops of the
   study's model (:func:`bench.perf.step.plain_step`, no harness), each with its share of the
   CPU threads, against one loop with all of them — the speed-up W workers could reach if trials
@@ -120,8 +121,12 @@ def import_seconds() -> float:
     return float(out.stdout.strip())
 
 
-def sweep_seconds(workers: int, trials: int, extra: Sequence[str]) -> tuple[float, int]:
-    """Wall seconds of ``python -m bench.sweep`` with ``workers`` workers and its counted trials."""
+def sweep_seconds(workers: int, trials: int, extra: Sequence[str]) -> tuple[float, int, float]:
+    """Wall seconds of ``python -m bench.sweep`` with ``workers`` workers, its counted trials, and
+    its trial window: from the first trial's start to the last one's end, as the study records them
+    (the sweep's own start and exit left out)."""
+    import optuna
+
     with tempfile.TemporaryDirectory() as tmp:
         args = [*study_overrides(Path(tmp), trials, extra), f"tune.workers={workers}"]
         start = time.perf_counter()
@@ -130,7 +135,12 @@ def sweep_seconds(workers: int, trials: int, extra: Sequence[str]) -> tuple[floa
         if out.returncode:
             raise RuntimeError(f"bench.sweep with {workers} workers failed:\n{out.stderr[-2000:]}")
         counted = int(out.stdout.split(" counted trials")[0].rsplit(" ", 1)[-1])
-    return wall, counted
+        (journal,) = Path(tmp, "studies").glob("*.journal")
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        (name,) = optuna.get_all_study_names(storage)
+        done = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.datetime_complete]
+        window = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
+    return wall, counted, window.total_seconds()
 
 
 # One plain training loop (no harness) of the study's model with N threads: after a warm-up it waits
@@ -245,14 +255,25 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
         write_table(table, args.out, device)
         tables.append(table)
     if not args.skip_scaling:
-        runs: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        runs: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
         for r in range(args.rounds):
             for w in args.workers:
                 runs[w].append(sweep_seconds(w, args.scaling_trials, args.overrides))
-                print(f"round {r}: {w} worker(s) {runs[w][-1][0]:.1f} s", file=sys.stderr, flush=True)
-        rate = {w: statistics.median(60 * n / s for s, n in v) for w, v in runs.items()}
+                wall, _, window = runs[w][-1]
+                print(
+                    f"round {r}: {w} worker(s) {wall:.1f} s, trials {window:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        rate = {w: statistics.median(60 * n / s for s, n, _ in v) for w, v in runs.items()}
+        window_rate = {w: statistics.median(60 * n / t for _, n, t in v) for w, v in runs.items()}
         first = args.workers[0]
-        notes = [device_line(device), settings, f"median over {args.rounds} alternating round(s)"]
+        notes = [
+            device_line(device),
+            settings,
+            f"median over {args.rounds} alternating round(s); trial window: from the first trial's start to "
+            "the last one's end as the study records them (the sweep's start and exit left out)",
+        ]
         if device.type == "cpu":
             for w in args.workers[1:]:
                 one, speedup = plain_loop_speedup(w, args.overrides)
@@ -264,15 +285,25 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
         table = Table(
             "worker_scaling",
             f"Worker scaling: {args.scaling_trials} trials, `bench.sweep tune.workers=W`, start to exit",
-            ["workers", "wall s", "counted trials", "trials/min", f"speed-up over {first}"],
+            [
+                "workers",
+                "wall s",
+                "counted trials",
+                "trials/min",
+                f"speed-up over {first}",
+                "trial window s",
+                f"speed-up over {first}, trial window",
+            ],
             notes,
             [
                 [
                     str(w),
-                    f"{statistics.median(s for s, _ in v):.1f}",
+                    f"{statistics.median(s for s, _, _ in v):.1f}",
                     str(v[0][1]),
                     f"{rate[w]:.2f}",
                     f"{rate[w] / rate[first]:.2f}×",
+                    f"{statistics.median(t for _, _, t in v):.1f}",
+                    f"{window_rate[w] / window_rate[first]:.2f}×",
                 ]
                 for w, v in runs.items()
             ],
