@@ -126,7 +126,7 @@ def test_minibatch_gradient_through_the_normalisation_matches_autograd_below_eps
 
 @pytest.mark.parametrize("pool_size", [1, 2])
 def test_minibatch_leaves_its_inputs_unchanged(pool_size):
-    # The teacher's pooled copy is normalised in place; the inputs themselves never are.
+    # Pooled copies (student's and teacher's) are normalised in place; the inputs themselves never are.
     s, t = torch.randn(2, 6, 4, 4, requires_grad=True), torch.randn(2, 8, 4, 4)
     before = (s.detach().clone(), t.clone())
     minibatch_pair_loss(s, t, 0.1, 2, pool_size).backward()
