@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from bench.errors import BenchError
 from bench.paths import conf_dir
-from bench.tune.processes import exit_status, raise_on_sigterm
+from bench.tune.processes import exit_status, raise_on_sigterm, skip_final_collection
 
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 HELP_FLAGS = {"-h", "--help"}
@@ -76,6 +76,7 @@ def run_cli(
     ``flags`` are the extra ``--options`` the command accepts itself (they reach ``main``).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    skip_final_collection()
     setup_logging()
     raise_on_sigterm()
     try:

@@ -123,27 +123,21 @@ def main(overrides: list[str]) -> None:
 def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: list[list[str]]) -> None:
     """Train the teacher in one worker process while this process tunes the baseline's studies and
     trains their finals (one worker each, the CPU threads split between the two)."""
-    import torch
-
     from bench.tune.finals import run_finals
-    from bench.tune.processes import start_workers, stop_workers, wait_workers
+    from bench.tune.processes import start_workers, work_beside
     from bench.tune.runner import run_sweeps
-    from bench.utils.devices import available_cpus
+    from bench.utils.devices import available_cpus, torch_threads
 
     threads = max(1, available_cpus() // 2)
+
+    def tune_baseline() -> None:
+        with torch_threads(threads):
+            run_sweeps([[*o, "tune.workers=1"] for o in baseline])
+            run_finals([*common, "tune.workers=1"], method="baseline")
+        log.info("baseline done; waiting for the teacher")
+
     teacher = start_workers(_train_teacher, [(t_cfg, threads)])
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        run_sweeps([[*o, "tune.workers=1"] for o in baseline])
-        run_finals([*common, "tune.workers=1"], method="baseline")
-    except BaseException:
-        stop_workers(teacher, on_stopped=lambda pids: None)  # its checkpoints stay: resume=true
-        raise
-    finally:
-        torch.set_num_threads(previous)
-    log.info("baseline done; waiting for the teacher")
-    wait_workers(teacher, on_stopped=lambda pids: None)
+    work_beside(teacher, tune_baseline, on_stopped=lambda pids: None)  # its checkpoints stay: resume=true
 
 
 def _train_teacher(cfg: RunConfig, threads: int | None) -> None:

@@ -19,7 +19,7 @@ def test_demo_shares_its_work_among_workers_and_writes_every_output(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stderr
     assert log.index("teacher: training") < log.index("baseline done; waiting for the teacher")
-    assert "final runs: 12 to train on 2 worker processes" in log  # the KD methods' finals
+    assert "final runs: 12 to train on 2 workers (this process and 1 more)" in log  # the KD methods' finals
     assert "[fontTools" not in log  # no font-subsetting chatter when the PDFs are written
     assert "segkd-bench demo: synthetic data" in out.stdout and ", 2 repeats" in out.stdout
     for method in ("baseline", "kd", "skd_pair", "ifvd"):

@@ -27,7 +27,7 @@ from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
 from bench.tune.processes import run_workers
 from bench.tune.runner import format_override
-from bench.utils.devices import worker_slots
+from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
 
 log = logging.getLogger("bench")
@@ -178,7 +178,8 @@ def run_finals(
 
     The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
     ``at_requested``, each study's own: the largest budget its sweeps asked for. With ``tune.workers``
-    = W > 1 the runs still to train are shared among W local processes (CPU threads and GPUs split by
+    = W > 1 the runs still to train are shared among W local workers, this process and W − 1
+    spawned ones (CPU threads and GPUs split by
     :func:`~bench.utils.devices.worker_slots`, one GPU per run whatever ``tune.gpus_per_trial``); a
     finished run is reused.
     """
@@ -187,7 +188,12 @@ def run_finals(
     todo = [job for job in jobs if job.finished() is None]
     workers = min(cfg.tune.workers, len(todo))
     if workers > 1:
-        log.info("final runs: %d to train on %d worker processes", len(todo), workers)
+        log.info(
+            "final runs: %d to train on %d workers (this process and %d more)",
+            len(todo),
+            workers,
+            workers - 1,
+        )
         gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
         slots = worker_slots(workers, gpus, cfg.tune.workers_per_gpu)  # a final is one process, one GPU
         # job j goes to worker j mod W: a study's seeds are spread over the workers, so the loads match
@@ -204,6 +210,6 @@ def _final_worker(jobs: list[FinalJob], extra: list[str], threads: int) -> None:
     from bench.cli import setup_logging
 
     setup_logging()
-    torch.set_num_threads(threads)
-    for job in jobs:
-        run_final(job, extra)
+    with torch_threads(threads):
+        for job in jobs:
+            run_final(job, extra)

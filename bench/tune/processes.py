@@ -1,5 +1,10 @@
 """Worker processes of a sweep on one machine, and what SIGINT / SIGTERM do to them.
 
+- The sweep's own process is worker 0 (:func:`run_workers`): its imports are paid and its studies
+  open, so it trains at once; workers 1 … N-1 are spawned processes, started ahead where the command
+  line says how many (:func:`standby_workers`: they import while the parent composes). A worker
+  that fails with a user error or is stopped by a signal interrupts worker 0's work at once (a
+  watching thread, :func:`work_beside`).
 - SIGTERM (what Slurm and Kubernetes send) raises :class:`Interrupted` in the main thread, like
   Ctrl-C raises ``KeyboardInterrupt``; the entry points exit with 128 + the signal (130, 143).
 - The sweep's parent, interrupted, stops every worker (SIGTERM, then SIGKILL after a timeout),
@@ -12,20 +17,26 @@
 
 from __future__ import annotations
 
+import _thread
+import atexit
 import contextlib
 import ctypes
+import gc
+import importlib
 import logging
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("bench")
+T = TypeVar("T")
 
 STOP_TIMEOUT = 60.0  # seconds a stopped worker gets to mark its trial before SIGKILL
 
@@ -75,6 +86,15 @@ def signals_deferred() -> Iterator[None]:
 INTERRUPTED = {exit_status(Interrupted(sig)): sig for sig in (signal.SIGINT, signal.SIGTERM)}  # 130, 143
 
 
+def skip_final_collection() -> None:
+    """Leave out the interpreter's last garbage collection at exit: after torch, torchvision and timm
+    are imported it walks every object they made, ≈1.2 s on the 2-core machine, paid by every entry
+    point and sweep worker once its work is done. Objects are still released by reference counting;
+    what is left in cycles goes with the process. Registered first, it runs after every library's own
+    exit handlers (atexit runs them in reverse order), so their flushes and closes still happen."""
+    atexit.register(gc.freeze)
+
+
 def die_with_parent() -> None:
     """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
@@ -87,6 +107,22 @@ class Worker:
     index: int
     process: mp.process.BaseProcess
     errors: Connection
+    message: str | None = None  # what the worker sent before it stopped (read once from ``errors``)
+    tasks: Connection | None = None  # a standby worker's pipe for its work, until it is given
+
+    def stops_the_others(self) -> BaseException | None:
+        """What the parent raises when this worker has exited in a way that ends the whole run: a
+        user error (exit 2) is the run's (a memory limit, a bad config) and would hit every worker;
+        SIGINT/SIGTERM (exit 130/143, e.g. Ctrl-C to the terminal's process group, seen before the
+        parent's own KeyboardInterrupt) interrupts the run with the worker's signal."""
+        from bench.errors import BenchError
+
+        code = self.process.exitcode
+        if code == 2:
+            return BenchError(self.describe())
+        if code in INTERRUPTED:
+            return Interrupted(INTERRUPTED[code], self.describe())
+        return None
 
     def describe(self) -> str:
         code = self.process.exitcode
@@ -94,22 +130,38 @@ class Worker:
             name = signal.Signals(-code).name
             hint = " (SIGKILL: e.g. the out-of-memory killer or `kill -9`)" if -code == signal.SIGKILL else ""
             return f"worker {self.index} (pid {self.process.pid}) was killed by {name}{hint}"
-        message = None
         with contextlib.suppress(EOFError, OSError):
-            if self.errors.poll():
-                message = self.errors.recv()
+            if self.message is None and self.errors.poll():
+                self.message = self.errors.recv()
         return f"worker {self.index} (pid {self.process.pid}) exited with status {code}" + (
-            f": {message}" if message else " without a message"
+            f": {self.message}" if self.message else " without a message"
         )
 
 
-def _child(target: Callable[..., None], args: tuple, errors: Connection) -> None:
+def _child(
+    target: Callable[..., None] | None,
+    args: tuple,
+    errors: Connection,
+    preload: Sequence[str] = (),
+    tasks: Connection | None = None,
+) -> None:
+    """A worker process: ``target(*args)``, or (standby) import ``preload``, then take the target
+    and its arguments from ``tasks`` (none: exit)."""
+    skip_final_collection()
     die_with_parent()
     raise_on_sigterm()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from bench.errors import BenchError
 
     try:
+        if tasks is not None:
+            for name in preload:
+                importlib.import_module(name)
+            try:
+                target, args = tasks.recv()
+            except EOFError:
+                return  # dismissed: no work for this worker
+        assert target is not None
         target(*args)
     except KeyboardInterrupt as e:
         errors.send(f"interrupted ({e or 'Ctrl-C'})")
@@ -126,23 +178,69 @@ def run_workers(
     target: Callable[..., None],
     args_per_worker: Sequence[tuple],
     on_stopped: Callable[[set[int]], None],
-    context: mp.context.BaseContext | None = None,
+    standby: Sequence[Worker] = (),
 ) -> None:
-    """Run ``target(*args)`` in one process per entry (``context``, default spawn) and wait for all
-    (:func:`start_workers`, then :func:`wait_workers`)."""
-    wait_workers(start_workers(target, args_per_worker, context), on_stopped)
+    """Run ``target(*args)`` once per entry: the first entry in this process (worker 0, whose imports
+    are already paid, trains at once), the others in worker processes, then wait for all
+    (:func:`work_beside`). A worker process costs its imports (≈5 s of CPU with torch, torchvision
+    and timm): ``standby`` workers (:func:`standby_workers`), started before this process composed
+    its configs, have paid them meanwhile and are used first; the rest are spawned now."""
+    own, *others = args_per_worker
+    ready = list(standby)[: len(others)]
+    for worker, args in zip(ready, others, strict=False):
+        assert worker.tasks is not None, f"worker {worker.index} already has its work"
+        worker.tasks.send((target, args))
+        worker.tasks.close()
+        worker.tasks = None
+    workers = ready + start_workers(target, others[len(ready) :], first_index=1 + len(ready))
+    work_beside(workers, lambda: target(*own), on_stopped)
+
+
+@contextlib.contextmanager
+def standby_workers(n: int, preload: Sequence[str]) -> Iterator[list[Worker]]:
+    """``n`` worker processes (numbered from 1) spawned now, before their work is known: each
+    imports ``preload`` (module names) while this process composes and opens its studies, then
+    waits for its work from :func:`run_workers`. Those given no work are stopped on the way out."""
+    ctx = mp.get_context("spawn")
+    workers = []
+    for i in range(1, n + 1):
+        receive, send = ctx.Pipe(duplex=False)
+        task_receive, task_send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_child, args=(None, (), send, tuple(preload), task_receive), name=f"sweep-worker-{i}"
+        )
+        proc.start()
+        send.close()
+        task_receive.close()
+        workers.append(Worker(i, proc, receive, tasks=task_send))
+    try:
+        yield workers
+    finally:
+        dismiss(workers)
+
+
+def dismiss(workers: Sequence[Worker]) -> None:
+    """Stop the standby workers that were given no work (they hold nothing: SIGKILL)."""
+    for w in workers:
+        if w.tasks is not None:
+            w.tasks.close()
+            w.tasks = None
+            w.process.kill()
+            w.process.join()
 
 
 def start_workers(
-    target: Callable[..., None],
-    args_per_worker: Sequence[tuple],
-    context: mp.context.BaseContext | None = None,
+    target: Callable[..., None], args_per_worker: Sequence[tuple], first_index: int = 0
 ) -> list[Worker]:
-    """Start ``target(*args)`` in one process per entry (``context``, default spawn); the caller may
-    work meanwhile, and must then call :func:`wait_workers` (or :func:`stop_workers` on its way out)."""
-    ctx = context or mp.get_context("spawn")
+    """Start ``target(*args)`` in one spawned process per entry (numbered from ``first_index`` in
+    messages); the caller may work meanwhile (:func:`work_beside`), and must then call
+    :func:`wait_workers` (or :func:`stop_workers` on its way out).
+
+    Spawn, not fork: a process forked after torch has run a parallel region hangs in its first
+    multi-threaded op (GNU OpenMP's thread pool does not survive fork)."""
+    ctx = mp.get_context("spawn")
     workers = []
-    for i, args in enumerate(args_per_worker):
+    for i, args in enumerate(args_per_worker, start=first_index):
         receive, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child, args=(target, args, send), name=f"sweep-worker-{i}")
         proc.start()
@@ -170,15 +268,10 @@ def wait_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], Non
             for sentinel in wait(list(pending)):
                 worker = pending.pop(sentinel)
                 worker.process.join()
-                if worker.process.exitcode == 2:
+                error = worker.stops_the_others()
+                if error is not None:
                     stop_workers(workers, on_stopped)
-                    raise BenchError(worker.describe())
-                if worker.process.exitcode in INTERRUPTED:
-                    # A worker stopped by SIGINT/SIGTERM (e.g. Ctrl-C to the terminal's process group,
-                    # when the worker's exit is seen before the parent's own KeyboardInterrupt): the
-                    # sweep is interrupted, with the worker's signal.
-                    stop_workers(workers, on_stopped)
-                    raise Interrupted(INTERRUPTED[worker.process.exitcode], worker.describe())
+                    raise error
     except KeyboardInterrupt:
         stop_workers(workers, on_stopped)
         raise
@@ -186,6 +279,72 @@ def wait_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], Non
     if failed:
         on_stopped({w.process.pid for w in workers if w.process.pid is not None})
         raise BenchError("; ".join(failed) + ". Rerun the same command to resume the study")
+
+
+def work_beside(workers: Sequence[Worker], own: Callable[[], T], on_stopped: Callable[[set[int]], None]) -> T:
+    """Run ``own()`` in this process while ``workers`` (:func:`start_workers`) run, then wait for them
+    (:func:`wait_workers`); returns what ``own()`` returns.
+
+    A worker that ends the run (:meth:`Worker.stops_the_others`: a user error or a stop signal)
+    interrupts ``own()`` at once, as SIGTERM would (its trial is failed as interrupted), the others
+    are stopped and that worker's error is raised. ``own()`` failing or interrupted stops the workers
+    (:func:`stop_workers`) and its error goes on.
+    """
+    watch = _Watch(workers)
+    try:
+        try:
+            result = own()
+        finally:
+            watch.stop()  # an interrupt the watch asked for is raised here at the latest
+        wait_workers(workers, on_stopped)
+    except BaseException as e:
+        stop_workers(workers, on_stopped)
+        if watch.error is not None and isinstance(e, KeyboardInterrupt):
+            raise watch.error from None
+        raise
+    return result
+
+
+class _Watch:
+    """Waits for workers in a thread; the first that ends the run interrupts the main thread.
+
+    The interrupt is SIGTERM's handler when it is Python's (:func:`raise_on_sigterm`, which holds it
+    while :func:`signals_deferred` finishes a storage write), else SIGINT's. It is asked for under a
+    lock that :meth:`stop` takes, and :meth:`stop` then enters a Python function (``join``), where
+    the main thread handles a pending interrupt: after :meth:`stop` returns none is left to arrive.
+    """
+
+    POLL = 0.2  # seconds between looks at the stop flag
+
+    def __init__(self, workers: Sequence[Worker]) -> None:
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, args=(list(workers),), name="worker-watch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, workers: list[Worker]) -> None:
+        pending = {w.process.sentinel: w for w in workers}
+        while pending and not self._stopped:
+            for sentinel in wait(list(pending), timeout=self.POLL):
+                worker = pending.pop(sentinel)
+                worker.process.join()
+                error = worker.stops_the_others()
+                if error is None:
+                    continue
+                with self._lock:
+                    if not self._stopped:
+                        self.error = error
+                        sigterm_handled = callable(signal.getsignal(signal.SIGTERM))
+                        _thread.interrupt_main(signal.SIGTERM if sigterm_handled else signal.SIGINT)
+                return
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._thread.join()
 
 
 def stop_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], None]) -> None:

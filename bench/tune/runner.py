@@ -30,12 +30,12 @@ from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.tune.outcome import LeaseLostError, Then, classify
-from bench.tune.processes import run_workers, signals_deferred
+from bench.tune.processes import Worker, dismiss, run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration
 from bench.tune.trial_config import study_config, trial_config, trial_values
-from bench.utils.devices import worker_slots
+from bench.utils.devices import torch_threads, worker_slots
 
 log = logging.getLogger("bench")
 
@@ -324,8 +324,8 @@ def _worker_main(studies: list[list[str]], worker: int, threads: int) -> None:
     from bench.cli import setup_logging
 
     setup_logging()
-    torch.set_num_threads(threads)
-    work_on(studies)
+    with torch_threads(threads):
+        work_on(studies)
 
 
 def run_sweep(overrides: Sequence[str]) -> Sweep:
@@ -333,10 +333,13 @@ def run_sweep(overrides: Sequence[str]) -> Sweep:
     return run_sweeps([overrides])[0]
 
 
-def run_sweeps(studies: Sequence[Sequence[str]]) -> list[Sweep]:
+def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ()) -> list[Sweep]:
     """Tune several studies (the repeats of a method, :func:`bench.tune.study.repeat_overrides`)
     concurrently with one set of ``tune.workers`` workers (the first study's): worker i starts on
-    study i mod S and moves on when no trial of it is left to start. Resumes existing studies."""
+    study i mod S and moves on when no trial of it is left to start. Resumes existing studies.
+
+    ``standby``: worker processes already started (:func:`bench.tune.processes.standby_workers`),
+    used for local workers 1, 2, …; those not needed are dismissed before the trials start."""
     sweeps = [Sweep.open(overrides) for overrides in studies]
     first = sweeps[0]
     for sweep in sweeps:
@@ -352,14 +355,16 @@ def run_sweeps(studies: Sequence[Sequence[str]]) -> list[Sweep]:
             len(st.tally(sweep.study).counted),
         )
     try:
-        if first.cfg.launcher.name != "local":
+        local = first.cfg.launcher.name == "local"
+        dismiss(standby[first.cfg.tune.workers - 1 :] if local else standby)
+        if not local:
             from bench.tune.launch import launch_workers
 
             launch_workers(sweeps)
         elif first.cfg.tune.workers == 1:
             work_on(rotations(sweeps, 1)[0])
         else:
-            _run_worker_processes(sweeps, rotations(sweeps, first.cfg.tune.workers))
+            _run_worker_processes(sweeps, rotations(sweeps, first.cfg.tune.workers), standby)
     finally:
         for sweep in sweeps:
             st.record_realised_budget(sweep.study)
@@ -373,8 +378,11 @@ def rotations(sweeps: Sequence[Sweep], workers: int) -> list[list[list[str]]]:
     return [[list(sweeps[(i + k) % n].overrides) for k in range(n)] for i in range(workers)]
 
 
-def _run_worker_processes(sweeps: list[Sweep], rotations: list[list[list[str]]]) -> None:
-    """One process per rotation on this machine (see :func:`bench.utils.devices.worker_slots`);
+def _run_worker_processes(
+    sweeps: list[Sweep], rotations: list[list[list[str]]], standby: Sequence[Worker] = ()
+) -> None:
+    """One worker per rotation on this machine (see :func:`bench.utils.devices.worker_slots`): this
+    process is worker 0, the others are spawned (:func:`bench.tune.processes.run_workers`);
     interrupted, their trials are failed (not counted)."""
     cfg = sweeps[0].cfg
     gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
@@ -389,4 +397,4 @@ def _run_worker_processes(sweeps: list[Sweep], rotations: list[list[list[str]]])
             for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
                 discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
 
-    run_workers(_worker_main, args, on_stopped)
+    run_workers(_worker_main, args, on_stopped, standby)

@@ -32,7 +32,7 @@ def results(tmp_path_factory, teachers_dir) -> Path:
         run_sweep([*args, f"method={method}"])
     with recorded("bench") as records:
         run_finals([*args, "tune.workers=2"])  # the four runs shared by two worker processes
-    assert "final runs: 4 to train on 2 worker processes" in records
+    assert "final runs: 4 to train on 2 workers (this process and 1 more)" in records
     run_finals(args)  # all finished: reused as they are
     run_finals([*args, "tune.trials=2"])  # the same studies at a smaller budget: their first 2 slots
     return tmp

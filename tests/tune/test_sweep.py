@@ -103,7 +103,11 @@ def test_concurrent_worker_processes_meet_the_budget_exactly(tmp_path):
 def test_repeats_run_concurrently_on_one_set_of_workers(tmp_path):
     """tune.repeats=2 with WORKERS=2: worker i starts on repeat i, both repeats train at once, and a
     worker whose repeat has no trial left to start moves on to the other; every budget stays exact."""
-    args = sweep_args(tmp_path, None, "tune.trials=3", "tune.workers=2", "tune.repeats=2")
+    # trials of a few seconds: the workers start within a second of each other (the second one a
+    # standby process that imported meanwhile), so neither can finish both repeats alone
+    args = sweep_args(
+        tmp_path, None, "tune.trials=3", "tune.workers=2", "tune.repeats=2", "tune.trial_iterations=60"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "bench.sweep", *args], capture_output=True, text=True, env=env, timeout=600
