@@ -178,10 +178,9 @@ def run_finals(
 
     The comparison's budget is ``tune.trials`` / ``tune.seconds`` of ``overrides``, or, with
     ``at_requested``, each study's own: the largest budget its sweeps asked for. With ``tune.workers``
-    = W > 1 the runs still to train are shared among W local workers, this process and W − 1
-    spawned ones (CPU threads and GPUs split by
-    :func:`~bench.utils.devices.worker_slots`, one GPU per run whatever ``tune.gpus_per_trial``); a
-    finished run is reused.
+    = W > 1 the runs still to train are shared among W local workers, this process and W − 1 spawned
+    ones (CPU threads and GPUs split by :func:`~bench.utils.devices.worker_slots`, one GPU per run
+    whatever ``tune.gpus_per_trial``); a finished run is reused.
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)

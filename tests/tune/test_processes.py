@@ -77,6 +77,20 @@ def test_the_watch_waits_for_a_deferred_storage_write(sigterm_raises):
     assert written == ["told"]
 
 
+def _killed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_by_a_signal_leaves_worker_0_working():
+    """SIGKILL (the out-of-memory killer) ends only that worker: its trial goes stale and is replaced,
+    so worker 0 finishes its work; the killed worker is named afterwards."""
+    workers = start_workers(_killed, [()], first_index=1)
+    done = []
+    with pytest.raises(BenchError, match=r"worker 1 \(pid \d+\) was killed by SIGKILL"):
+        work_beside(workers, lambda: done.append(_until(4)), NOTHING)
+    assert done == ["finished"]
+
+
 def test_a_worker_that_finishes_interrupts_nothing(tmp_path):
     workers = start_workers(_write_pid, [(str(tmp_path / "w1"),)], first_index=1)
     assert work_beside(workers, lambda: _until(3), NOTHING) == "finished"
