@@ -17,10 +17,9 @@ Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on
   interpreter, worker processes, imports included), timed from start to exit; counted trials per
   minute and the speed-up over the first ``--workers`` value, both also over the trial window alone
   (first trial start to last trial end, from the study's own records). Runs alternate between worker counts.
-  On a CPU the table also gives the machine's ceiling: W concurrent plain training loops of the
-  study's model (:func:`bench.perf.step.plain_step`, no harness), each with its share of the
-  CPU threads, against one loop with all of them — the speed-up W workers could reach if trials
-  were nothing but training steps.
+  On a CPU the table also gives a reference: W independent one-worker sweeps side by side, each
+  pinned to its 1/W of the CPUs (:func:`sweep_seconds` with ``pinned``), each doing the one-worker
+  study's trials, pruning included — the trials split over the CPUs with nothing shared.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,74 +122,95 @@ def import_seconds() -> float:
     return float(out.stdout.strip())
 
 
-def sweep_seconds(workers: int, trials: int, extra: Sequence[str]) -> tuple[float, int, float]:
-    """Wall seconds of ``python -m bench.sweep`` with ``workers`` workers, its counted trials, and
-    its trial window: from the first trial's start to the last one's end, as the study records them
-    (the sweep's own start and exit left out)."""
+def _study_window(studies_dir: Path) -> tuple[datetime, datetime]:
+    """The first trial's start and the last one's end, as the study in ``studies_dir`` records them."""
     import optuna
 
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [*study_overrides(Path(tmp), trials, extra), f"tune.workers={workers}"]
+    (journal,) = studies_dir.glob("*.journal")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    (name,) = optuna.get_all_study_names(storage)
+    done = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.datetime_complete]
+    return min(t.datetime_start for t in done), max(t.datetime_complete for t in done)
+
+
+# `python -m bench.sweep ARGS` pinned to the CPUs in argv[1] (its torch threads follow the affinity).
+_PINNED_SWEEP = (
+    "import os, runpy, sys; os.sched_setaffinity(0, {int(c) for c in sys.argv.pop(1).split(',')}); "
+    "runpy.run_module('bench.sweep', run_name='__main__', alter_sys=True)"
+)
+
+
+def sweep_seconds(
+    workers: int, trials: int, extra: Sequence[str], pinned: int = 0
+) -> tuple[float, int, float]:
+    """Wall seconds of ``python -m bench.sweep`` with ``workers`` workers, its counted trials, and
+    its trial window: from the first trial's start to the last one's end, as the study records them
+    (the sweep's own start and exit left out).
+
+    With ``pinned = P > 1``: P independent one-worker sweeps (own study, same settings) side by side,
+    each pinned to its 1/P of the CPUs — what P workers could do at best on this machine with these
+    trials, with no shared study and nothing to coordinate. Wall, counted trials and window then
+    cover all P (from the first start to the last end)."""
+    if pinned > 1:
+        cpus = sorted(os.sched_getaffinity(0))
+        share = len(cpus) // pinned
+        if share < 1:
+            raise ValueError(f"{pinned} pinned sweeps need as many CPUs; this process has {len(cpus)}")
+        groups = [",".join(map(str, cpus[i * share : (i + 1) * share])) for i in range(pinned)]
+    with contextlib.ExitStack() as stack:
+        tmps = [Path(stack.enter_context(tempfile.TemporaryDirectory())) for _ in range(max(pinned, 1))]
+        cmds = [
+            [sys.executable, "-m", "bench.sweep"]
+            if pinned <= 1
+            else [sys.executable, "-c", _PINNED_SWEEP, groups[i]]
+            for i in range(len(tmps))
+        ]
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "bench.sweep", *args], capture_output=True, text=True)
+        procs = [
+            subprocess.Popen(
+                [*cmd, *study_overrides(tmp, trials, extra), f"tune.workers={workers}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for cmd, tmp in zip(cmds, tmps, strict=True)
+        ]
+        outs = [p.communicate() for p in procs]
         wall = time.perf_counter() - start
-        if out.returncode:
-            raise RuntimeError(f"bench.sweep with {workers} workers failed:\n{out.stderr[-2000:]}")
-        counted = int(out.stdout.split(" counted trials")[0].rsplit(" ", 1)[-1])
-        (journal,) = Path(tmp, "studies").glob("*.journal")
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-        (name,) = optuna.get_all_study_names(storage)
-        done = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.datetime_complete]
-        window = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
+        for p, (_, err) in zip(procs, outs, strict=True):
+            if p.returncode:
+                raise RuntimeError(f"bench.sweep with {workers} workers failed:\n{err[-2000:]}")
+        counted = sum(int(out.split(" counted trials")[0].rsplit(" ", 1)[-1]) for out, _ in outs)
+        windows = [_study_window(tmp / "studies") for tmp in tmps]
+    window = max(end for _, end in windows) - min(first for first, _ in windows)
     return wall, counted, window.total_seconds()
 
 
-# One plain training loop (no harness) of the study's model with N threads: after a warm-up it waits
-# for a shared wall-clock start, so that concurrent loops are timed over the same window, then prints
-# the steps per second it made in that window.
-_PLAIN_LOOP = """
-import sys, time, torch
-threads, start_at, window, *extra = sys.argv[1:]
-torch.set_num_threads(int(threads))
-from bench.config import load_config
-from bench.perf.step import plain_step, training_images
-cfg = load_config(["dataset=synthetic", "method=baseline", "device=cpu", "output_dir=unused",
-                   "train.split=tune_train", *extra])
-step = plain_step(cfg, *training_images(cfg))
-for _ in range(cfg.train.log_interval):
-    step()
-time.sleep(max(float(start_at) - time.time(), 0.0))
-end, steps = float(start_at) + float(window), 0
-while time.time() < end:
-    step()
-    steps += 1
-print(steps / float(window))
-"""
+def scaling_rows(
+    runs: dict[str, list[tuple[float, int, float]]], references: set[str], first: str
+) -> tuple[list[list[str]], float]:
+    """The scaling table's rows from each setup's rounds of (wall s, counted trials, trial window s),
+    medians, speed-ups over the ``first`` setup; and that setup's median seconds outside its trials.
 
-
-def plain_loop_speedup(workers: int, extra: Sequence[str], window: float = 10.0) -> tuple[float, float]:
-    """ms per step of one plain loop with every CPU thread, and the throughput of ``workers``
-    concurrent loops (their share of the threads each) over it, all timed over ``window`` seconds."""
-    from bench.utils.devices import available_cpus
-
-    def steps_per_s(threads: list[int]) -> list[float]:
-        start_at = time.time() + 30.0  # imports and warm-up of every loop before the window opens
-        cmd = [sys.executable, "-c", _PLAIN_LOOP]
-        procs = [
-            subprocess.Popen(
-                [*cmd, str(n), str(start_at), str(window), *extra], stdout=subprocess.PIPE, text=True
-            )
-            for n in threads
-        ]
-        outs = [p.communicate()[0] for p in procs]
-        if any(p.returncode for p in procs):
-            raise RuntimeError("a plain training loop of the scaling ceiling failed")
-        return [float(o.strip().splitlines()[-1]) for o in outs]
-
-    cpus = available_cpus()
-    (one,) = steps_per_s([cpus])
-    shared = steps_per_s([max(1, cpus // workers)] * workers)
-    return 1000 / one, sum(shared) / one
+    A reference (W pinned one-worker sweeps) runs W × the trials, so its own start to exit shares one
+    start among more trials; its start-to-exit entry is derived instead, ``(F + T) / (F + T / s)``,
+    with F and T the first setup's time outside and inside its trial window and s the reference's
+    speed-up over that window."""
+    rate = {k: statistics.median(60 * n / s for s, n, _ in v) for k, v in runs.items()}
+    window_rate = {k: statistics.median(60 * n / t for _, n, t in v) for k, v in runs.items()}
+    fixed = statistics.median(s - t for s, _, t in runs[first])
+    one_window = statistics.median(t for _, _, t in runs[first])
+    rows = []
+    for label, v in runs.items():
+        window_speedup = window_rate[label] / window_rate[first]
+        if label in references:
+            bound = (fixed + one_window) / (fixed + one_window / window_speedup)
+            whole = ["—", str(v[0][1]), "—", f"{bound:.2f}× (derived)"]
+        else:
+            wall = statistics.median(s for s, _, _ in v)
+            whole = [f"{wall:.1f}", str(v[0][1]), f"{rate[label]:.2f}", f"{rate[label] / rate[first]:.2f}×"]
+        rows.append([label, *whole, f"{statistics.median(t for _, _, t in v):.1f}", f"{window_speedup:.2f}×"])
+    return rows, fixed
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -255,33 +277,37 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
         write_table(table, args.out, device)
         tables.append(table)
     if not args.skip_scaling:
-        runs: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
-        for r in range(args.rounds):
-            for w in args.workers:
-                runs[w].append(sweep_seconds(w, args.scaling_trials, args.overrides))
-                wall, _, window = runs[w][-1]
-                print(
-                    f"round {r}: {w} worker(s) {wall:.1f} s, trials {window:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        rate = {w: statistics.median(60 * n / s for s, n, _ in v) for w, v in runs.items()}
-        window_rate = {w: statistics.median(60 * n / t for _, n, t in v) for w, v in runs.items()}
         first = args.workers[0]
+        # what each row runs: (workers per sweep, pinned sweeps side by side); on a CPU the reference
+        # rows run W one-worker sweeps, each on its 1/W of the CPUs (needs W ≤ the CPUs)
+        setups = {str(w): (w, 0) for w in args.workers}
+        if device.type == "cpu" and hasattr(os, "sched_setaffinity"):
+            cpus = len(os.sched_getaffinity(0))
+            setups |= {f"{w} × 1 pinned (reference)": (1, w) for w in args.workers if 1 < w <= cpus}
+        runs: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
+        for r in range(args.rounds):
+            for label, (w, pinned) in setups.items():
+                runs[label].append(sweep_seconds(w, args.scaling_trials, args.overrides, pinned))
+                wall, _, window = runs[label][-1]
+                print(f"round {r}: {label}: {wall:.1f} s, trials {window:.1f} s", file=sys.stderr, flush=True)
+        rows, fixed = scaling_rows(runs, {k for k, (_, pinned) in setups.items() if pinned > 1}, str(first))
         notes = [
             device_line(device),
             settings,
             f"median over {args.rounds} alternating round(s); trial window: from the first trial's start to "
             "the last one's end as the study records them (the sweep's start and exit left out)",
         ]
-        if device.type == "cpu":
-            for w in args.workers[1:]:
-                one, speedup = plain_loop_speedup(w, args.overrides)
-                notes.append(
-                    f"ceiling of this machine: {w} concurrent plain training loops of the model (10 s, "
-                    f"their share of the CPU threads each) do {speedup:.2f}× the steps per second of one "
-                    f"loop with every thread ({one:.1f} ms/step)"
-                )
+        if len(setups) > len(args.workers):
+            notes.append(
+                "reference rows: W independent one-worker sweeps of the same settings side by side "
+                "(own studies), each pinned to 1/W of the CPUs (its torch threads follow) and doing the "
+                "one-worker study's trials, its pruning included: those trials split over the CPUs, nothing "
+                "shared or coordinated; below W× by the speed-up a second thread gives one trial and by "
+                "contention. A W-worker sweep prunes differently (its pruner sees other trials), so it can "
+                f"do less or more work. Start to exit is derived: the {fixed:.1f} s that one worker spends "
+                "outside its trials (imports, compose, exit) plus its trial window at the "
+                "reference's speed-up"
+            )
         table = Table(
             "worker_scaling",
             f"Worker scaling: {args.scaling_trials} trials, `bench.sweep tune.workers=W`, start to exit",
@@ -295,18 +321,7 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
                 f"speed-up over {first}, trial window",
             ],
             notes,
-            [
-                [
-                    str(w),
-                    f"{statistics.median(s for s, _, _ in v):.1f}",
-                    str(v[0][1]),
-                    f"{rate[w]:.2f}",
-                    f"{rate[w] / rate[first]:.2f}×",
-                    f"{statistics.median(t for _, _, t in v):.1f}",
-                    f"{window_rate[w] / window_rate[first]:.2f}×",
-                ]
-                for w, v in runs.items()
-            ],
+            rows,
         )
         write_table(table, args.out, device)
         tables.append(table)
