@@ -5,7 +5,7 @@ import csv
 import pytest
 import torch
 
-from bench.perf.kd import main, peak_memory
+from bench.perf.kd import configured, main, peak_memory, term_settings
 
 
 def _args(tmp_path, *extra: str, size=("4", "8"), teacher_channels="8") -> list[str]:
@@ -41,3 +41,32 @@ def test_peak_memory_of_a_block_counts_what_it_allocates():
         x = torch.ones(16 * 2**20)  # 64 MiB, every page written
     del x
     assert peak[0] is not None and 60 < peak[0] < 200
+
+
+@pytest.mark.slow
+def test_a_set_reaches_the_term_and_gets_its_own_table(tmp_path):
+    table = main(_args(tmp_path, "--terms", "cirkd_minibatch", "--set", "cirkd_minibatch.pool_size=1"))
+    assert "conf/method/cirkd.yaml; pool_size=1" in table
+    assert (tmp_path / "kd_cpu_b2_4x8_cirkd_minibatch.pool_size=1.md").read_text() == table
+    assert not (tmp_path / "kd_cpu_b2_4x8.md").exists()  # the defaults' table is not overwritten
+
+
+def test_set_values_are_type_checked_against_the_terms_config():
+    cfg, note = configured("cirkd_minibatch", ["pool_size=1", "temperature=0.5"])
+    assert (cfg.pool_size, cfg.temperature, cfg.group_size) == (1, 0.5, 2)  # group_size: cirkd.yaml's
+    assert note == "conf/method/cirkd.yaml; pool_size=1, temperature=0.5"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("pool_size=1", "expected TERM.KEY=VALUE"),
+        ("cirkd_minibatch.pool_size", "expected TERM.KEY=VALUE"),
+        ("kd.temperature=2", r"'kd' is not among the timed terms \(cirkd_minibatch\)"),
+        ("cirkd_minibatch.pol_size=1", "Key 'pol_size' not in .*keys of cirkd_minibatch: weight, schedule"),
+        ("cirkd_minibatch.pool_size=two", "'two' of type 'str' could not be converted to Integer"),
+    ],
+)
+def test_a_bad_set_is_refused_before_anything_is_timed(item, message):
+    with pytest.raises(ValueError, match=message):
+        term_settings([item], ["cirkd_minibatch"])

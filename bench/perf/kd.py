@@ -1,12 +1,13 @@
 """Per-step cost of every registered KD loss term, next to one training step of the student.
 
 ``python -m bench.perf.kd [--batch 8 --classes 19 --size 64 128 --student-channels 256
---teacher-channels 512 --device auto --repeats N --out results/perf]``
+--teacher-channels 512 --device auto --repeats N --set TERM.KEY=VALUE ... --out results/perf]``
 
 Each term of :data:`bench.methods.TERMS` (names starting with ``_`` are test fixtures and skipped) is
 built with its published defaults (``conf/method/<term>.yaml`` when that file configures the term,
 else its config class) on synthetic taps of the given batch, classes, feature size (``h w`` of the
-OS8 maps) and feature widths, then timed over forward + backward of the term alone, plus
+OS8 maps) and feature widths (``--set cirkd_minibatch.pool_size=1`` changes one setting of one term,
+type-checked against its config class), then timed over forward + backward of the term alone, plus
 :meth:`~bench.methods.LossTerm.after_step` for terms that train a network of their own. The
 reference is one full training step (forward, CE + 0.4·aux CE, backward, SGD step) of the
 DeepLabV3-ResNet18 student (``conf/student/deeplabv3_r18.yaml``, random init) at the input size that
@@ -32,13 +33,15 @@ import platform
 import statistics
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from bench.config.compose import conf_dir, load_config
 from bench.config.schema import MethodConfig, ModelConfig, TermConfig
@@ -89,6 +92,7 @@ class Settings:
     warmup: int
     memory_limit_mb: float
     stride: int = 8
+    sets: dict[str, list[str]] = field(default_factory=dict)  # term → KEY=VALUE from --set
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -194,6 +198,19 @@ def default_config(name: str) -> tuple[TermConfig, str]:
     return cls.Config(), f"{cls.Config.__name__} defaults"
 
 
+def configured(name: str, sets: list[str]) -> tuple[TermConfig, str]:
+    """:func:`default_config` with ``KEY=VALUE`` settings (``--set``) applied and type-checked."""
+    cfg, source = default_config(name)
+    if not sets:
+        return cfg, source
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cfg), OmegaConf.from_dotlist(sets))
+    except OmegaConfBaseException as e:
+        keys = ", ".join(f.name for f in fields(cfg) if f.name != "term")
+        raise ValueError(f"--set {name}: {str(e).splitlines()[0]} (keys of {name}: {keys})") from e
+    return OmegaConf.to_object(merged), f"{source}; {', '.join(sets)}"
+
+
 # ---------------------------------------------------------------------------------------- timing
 def _has_after_step(term: LossTerm) -> bool:
     return type(term).after_step is not LossTerm.after_step
@@ -202,8 +219,7 @@ def _has_after_step(term: LossTerm) -> bool:
 def time_term(name: str, s: Settings) -> Row:
     cls = TERMS.get(name)
     row = Row(name, ", ".join(sorted(cls.requires)))
-    cfg, source = default_config(name)
-    row.note = source
+    cfg, row.note = configured(name, s.sets.get(name, []))
     ctx = make_context(s)
     try:
         term = cls(cfg, ctx).to(s.device)
@@ -373,8 +389,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--terms", nargs="*", default=None, help="only these terms (default: all registered)")
     p.add_argument("--memory-limit-mb", type=float, default=8192.0, help="skip terms estimated above this")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="TERM.KEY=VALUE",
+        help="one setting of one term instead of its method config's (repeatable), e.g. "
+        "cirkd_minibatch.pool_size=1",
+    )
     p.add_argument("--out", type=Path, default=Path("results/perf"))
     return p.parse_args(argv)
+
+
+def term_settings(sets: list[str], names: list[str]) -> dict[str, list[str]]:
+    """``--set TERM.KEY=VALUE`` items as ``KEY=VALUE`` lists per term, each checked (form, term
+    among those timed, key and type of the term's config) before anything is timed."""
+    by_term: dict[str, list[str]] = defaultdict(list)
+    for item in sets:
+        name, dot, setting = item.partition(".")
+        if not dot or "=" not in setting:
+            raise ValueError(f"--set {item}: expected TERM.KEY=VALUE, e.g. cirkd_minibatch.pool_size=1")
+        if name not in names:
+            raise ValueError(f"--set {item}: {name!r} is not among the timed terms ({', '.join(names)})")
+        by_term[name].append(setting)
+    for name, settings in by_term.items():
+        configured(name, settings)
+    return dict(by_term)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -382,6 +423,12 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    names = args.terms or [n for n in TERMS.names() if not n.startswith("_")]
+    try:
+        sets = term_settings(args.sets, names)
+    except ValueError as e:  # a user error: named, exit 2 as argparse's own
+        print(f"python -m bench.perf.kd: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     repeats = args.repeats or (10 if gpu else 3)
@@ -397,11 +444,11 @@ def main(argv: list[str] | None = None) -> str:
         min_seconds=args.min_seconds if args.min_seconds is not None else (0.2 if gpu else 1.0),
         warmup=args.warmup,
         memory_limit_mb=args.memory_limit_mb,
+        sets=sets,
         extra={"argv": argv},
     )
     torch.manual_seed(0)
     student_ms, student_mb = time_student_step(settings)  # also sets the stride
-    names = args.terms or [n for n in TERMS.names() if not n.startswith("_")]
     rows = []
     for name in names:
         rows.append(time_term(name, settings))
@@ -410,6 +457,7 @@ def main(argv: list[str] | None = None) -> str:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"kd_{device.type}_b{settings.batch}_{settings.size[0]}x{settings.size[1]}"
+    stem += "".join(f"_{item.replace('/', '-')}" for item in args.sets)  # never over the defaults' table
     (args.out / f"{stem}.md").write_text(table)
     (args.out / f"{stem}.csv").write_text(to_csv(settings, rows, student_ms))
     print(f"written: {args.out / stem}.md, .csv", file=sys.stderr)
