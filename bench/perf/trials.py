@@ -148,9 +148,10 @@ def sweep_seconds(
     (the sweep's own start and exit left out).
 
     With ``pinned = P > 1``: P independent one-worker sweeps (own study, same settings) side by side,
-    each pinned to its 1/P of the CPUs — what P workers could do at best on this machine with these
-    trials, with no shared study and nothing to coordinate. Wall, counted trials and window then
-    cover all P (from the first start to the last end)."""
+    each pinned to its 1/P of the CPUs — what P workers would do if the one-worker study's trials
+    were split over the CPUs with no shared study and nothing to coordinate. Wall, counted trials and
+    window then cover all P (from the first start to the last end). Each process writes its output to
+    files, so that none waits on a full pipe while another is read."""
     if pinned > 1:
         cpus = sorted(os.sched_getaffinity(0))
         share = len(cpus) // pinned
@@ -165,22 +166,29 @@ def sweep_seconds(
             else [sys.executable, "-c", _PINNED_SWEEP, groups[i]]
             for i in range(len(tmps))
         ]
+        logs = [
+            (stack.enter_context(open(t / "out", "w+")), stack.enter_context(open(t / "err", "w+")))
+            for t in tmps
+        ]
         start = time.perf_counter()
         procs = [
             subprocess.Popen(
                 [*cmd, *study_overrides(tmp, trials, extra), f"tune.workers={workers}"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                stdout=out,
+                stderr=err,
             )
-            for cmd, tmp in zip(cmds, tmps, strict=True)
+            for cmd, tmp, (out, err) in zip(cmds, tmps, logs, strict=True)
         ]
-        outs = [p.communicate() for p in procs]
+        for proc in procs:
+            proc.wait()
         wall = time.perf_counter() - start
-        for p, (_, err) in zip(procs, outs, strict=True):
-            if p.returncode:
-                raise RuntimeError(f"bench.sweep with {workers} workers failed:\n{err[-2000:]}")
-        counted = sum(int(out.split(" counted trials")[0].rsplit(" ", 1)[-1]) for out, _ in outs)
+        for proc, tmp in zip(procs, tmps, strict=True):
+            if proc.returncode:
+                err = (tmp / "err").read_text()[-2000:]
+                raise RuntimeError(f"bench.sweep with {workers} workers failed:\n{err}")
+        counted = sum(
+            int((tmp / "out").read_text().split(" counted trials")[0].rsplit(" ", 1)[-1]) for tmp in tmps
+        )
         windows = [_study_window(tmp / "studies") for tmp in tmps]
     window = max(end for _, end in windows) - min(first for first, _ in windows)
     return wall, counted, window.total_seconds()
@@ -204,8 +212,8 @@ def scaling_rows(
     for label, v in runs.items():
         window_speedup = window_rate[label] / window_rate[first]
         if label in references:
-            bound = (fixed + one_window) / (fixed + one_window / window_speedup)
-            whole = ["—", str(v[0][1]), "—", f"{bound:.2f}× (derived)"]
+            derived = (fixed + one_window) / (fixed + one_window / window_speedup)
+            whole = ["—", str(v[0][1]), "—", f"{derived:.2f}× (derived)"]
         else:
             wall = statistics.median(s for s, _, _ in v)
             whole = [f"{wall:.1f}", str(v[0][1]), f"{rate[label]:.2f}", f"{rate[label] / rate[first]:.2f}×"]
