@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from bench.cli import run_cli
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.tune.processes import Worker
 
 USAGE = """usage: python -m bench.final [--budgets N,N,...] [method=...] [dataset=...] [key=value ...]
 
@@ -77,6 +83,19 @@ def split_budgets_flag(args: list[str]) -> tuple[list[str], str]:
 
 
 def main(args: list[str]) -> None:
+    from bench.tune.processes import requested_workers, standby_workers
+
+    overrides, budgets_text = split_budgets_flag(args)
+    # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
+    with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
+        _run(overrides, budgets_text, standby)
+
+
+# What a final-run worker imports before its first run (the model registry imports smp and timm).
+PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
+
+
+def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> None:
     import optuna
 
     from bench.config import load_config
@@ -84,7 +103,6 @@ def main(args: list[str]) -> None:
     from bench.tune import study as st
     from bench.tune.finals import run_finals
 
-    overrides, budgets_text = split_budgets_flag(args)
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rest = [o for o in overrides if not o.startswith("method=")]
     given = {k: v for k, _, v in (o.partition("=") for o in rest) if k in SELECTORS}
@@ -110,7 +128,7 @@ def main(args: list[str]) -> None:
         for label in budgets or [None]:
             chosen = budget_overrides(label) if label else [f"tune.budget={g['kind']}"]
             at_requested = label is None and not amount_given
-            rows += run_finals([*rest, *selection, *chosen], method, at_requested=at_requested)
+            rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
     print(f"\n{len(rows)} final runs")
 
 

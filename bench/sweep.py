@@ -26,7 +26,7 @@ def main(overrides: list[str]) -> None:
     Several commands may share the work (any machine on the same STORAGE), e.g. one per repeat
     with ``tune.repeat=r``.
     """
-    from bench.tune.processes import standby_workers
+    from bench.tune.processes import requested_workers, standby_workers
 
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
@@ -43,17 +43,6 @@ def main(overrides: list[str]) -> None:
 
 # What a sweep worker imports before its first trial (the model registry imports smp and timm).
 PRELOAD = ("bench.tune.runner", "segmentation_models_pytorch")
-
-
-def requested_workers(overrides: list[str]) -> int:
-    """``tune.workers`` when the command line sets it for local workers (``make sweep WORKERS=N``),
-    else 1: worker processes to start before the config is composed. Only a head start: the composed
-    config decides, and workers it needs beyond these are started then."""
-    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
-    if values.get("launcher.name", "local").strip("'\"") != "local":
-        return 1
-    workers = values.get("tune.workers", "1")
-    return int(workers) if workers.isdigit() and int(workers) > 0 else 1
 
 
 def report(sweep: Sweep) -> None:

@@ -4,6 +4,8 @@ what ``make teacher/baseline/sweep/final/report`` call), with sizes shrunk by ov
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bench import final, sweep, teacher
@@ -38,7 +40,7 @@ SHRINK = [
 
 
 @pytest.mark.parametrize("name", sorted(WRITERS))
-def test_teacher_baseline_method_finals_report(tmp_path, name, monkeypatch, capsys):
+def test_teacher_baseline_method_finals_report(tmp_path, name, monkeypatch, capsys, caplog):
     root = write_layout(name, tmp_path / "data", train_images=3, val_images=2, size=(64, 96))
     monkeypatch.chdir(tmp_path)  # results/ of every command land here, as in a fresh clone
     args = [f"dataset={name}", f"dataset.root={root}", *SHRINK]
@@ -47,8 +49,13 @@ def test_teacher_baseline_method_finals_report(tmp_path, name, monkeypatch, caps
     for method in ("baseline", "kd"):
         run_cli(sweep.main, "run", "", [*args, f"method={method}", "tune.trials=2"])
     # `make final` with no selection: every stored study, under the budget it was tuned with and the
-    # overrides of its sweep (dataset, root, shrunk sizes)
-    run_cli(final.main, "run", "", ["tune.final_seeds=1"])
+    # overrides of its sweep (dataset, root, shrunk sizes); on one layout `WORKERS=2`, whose second
+    # worker starts (and imports) before anything is composed and takes one of the two runs
+    workers = ["tune.workers=2"] if name == "voc" else []
+    caplog.set_level(logging.INFO, logger="bench")
+    run_cli(final.main, "run", "", ["tune.final_seeds=1", *workers])
+    if workers:
+        assert "final runs: 2 to train on 2 workers (this process and 1 more)" in caplog.text
     assert report_main(["--resamples", "50"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["baseline"], ["kd"])]

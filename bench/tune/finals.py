@@ -25,7 +25,7 @@ from bench.engine.trainer import Trainer
 from bench.errors import ConfigError
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
-from bench.tune.processes import run_workers
+from bench.tune.processes import Worker, run_workers
 from bench.tune.runner import format_override
 from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
@@ -172,7 +172,10 @@ def run_final(job: FinalJob, extra: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def run_finals(
-    overrides: list[str], method: str | None = None, at_requested: bool = False
+    overrides: list[str],
+    method: str | None = None,
+    at_requested: bool = False,
+    standby: Sequence[Worker] = (),
 ) -> list[dict[str, Any]]:
     """Retrain the best configuration of every matching study with seeds 0..S-1; returns the rows.
 
@@ -180,7 +183,8 @@ def run_finals(
     ``at_requested``, each study's own: the largest budget its sweeps asked for. With ``tune.workers``
     = W > 1 the runs still to train are shared among W local workers, this process and W − 1 spawned
     ones (CPU threads and GPUs split by :func:`~bench.utils.devices.worker_slots`, one GPU per run
-    whatever ``tune.gpus_per_trial``); a finished run is reused.
+    whatever ``tune.gpus_per_trial``); a finished run is reused. ``standby``: worker processes already
+    started (:func:`bench.tune.processes.standby_workers`), used before any is spawned.
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)
@@ -201,7 +205,8 @@ def run_finals(
             (todo[i::workers], [*slot.overrides, "progress=false"], slot.threads)
             for i, slot in enumerate(slots)
         ]
-        run_workers(_final_worker, args, on_stopped=lambda pids: None)  # checkpoints stay: resume=true
+        # checkpoints stay (resume=true): nothing to mark when stopped
+        run_workers(_final_worker, args, on_stopped=lambda pids: None, standby=standby)
     return [run_final(job) for job in jobs]
 
 

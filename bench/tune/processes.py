@@ -184,11 +184,11 @@ def run_workers(
     are already paid, trains at once), the others in worker processes, then wait for all
     (:func:`work_beside`). A worker process costs its imports (≈5 s of CPU with torch, torchvision
     and timm): ``standby`` workers (:func:`standby_workers`), started before this process composed
-    its configs, have paid them meanwhile and are used first; the rest are spawned now."""
+    its configs, have paid them meanwhile and are used first (each once: a later call given the same
+    list skips those that have had their work); the rest are spawned now."""
     own, *others = args_per_worker
-    ready = list(standby)[: len(others)]
+    ready = [w for w in standby if w.tasks is not None][: len(others)]  # those not given work before
     for worker, args in zip(ready, others, strict=False):
-        assert worker.tasks is not None, f"worker {worker.index} already has its work"
         worker.tasks.send((target, args))
         worker.tasks.close()
         worker.tasks = None
@@ -217,6 +217,17 @@ def standby_workers(n: int, preload: Sequence[str]) -> Iterator[list[Worker]]:
         yield workers
     finally:
         dismiss(workers)
+
+
+def requested_workers(overrides: list[str]) -> int:
+    """``tune.workers`` when the command line sets it for local workers (``make sweep WORKERS=N``,
+    ``make final WORKERS=N``), else 1: worker processes to start before the config is composed. Only
+    a head start: the composed config decides, and workers it needs beyond these are started then."""
+    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
+    if values.get("launcher.name", "local").strip("'\"") != "local":
+        return 1
+    workers = values.get("tune.workers", "1")
+    return int(workers) if workers.isdigit() and int(workers) > 0 else 1
 
 
 def dismiss(workers: Sequence[Worker]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.sweep import requested_workers
 from bench.tune.processes import (
     raise_on_sigterm,
+    requested_workers,
     run_workers,
     signals_deferred,
     standby_workers,
@@ -108,6 +108,20 @@ def test_worker_0_is_this_process_and_standby_workers_take_the_rest(tmp_path):
     assert [int(Path(p).read_text()) for p in paths] == [os.getpid(), used.process.pid]
     assert used.process.exitcode == 0
     assert spare.process.exitcode == -signal.SIGKILL
+
+
+def test_a_standby_worker_serves_one_call_and_a_later_call_spawns(tmp_path):
+    """``make final`` passes its standby workers to one run_finals call per study group: the first
+    call takes the standby worker, the next one (same list) spawns instead of reusing a spent one."""
+    first, second = ([str(tmp_path / f"{call}w{i}") for i in range(2)] for call in "ab")
+    with standby_workers(1, preload=("json",)) as standby:
+        run_workers(_write_pid, [(p,) for p in first], NOTHING, standby)
+        run_workers(_write_pid, [(p,) for p in second], NOTHING, standby)
+    (worker,) = standby
+    pids = [int(Path(p).read_text()) for p in [*first, *second]]
+    assert pids[0] == pids[2] == os.getpid() and pids[1] == worker.process.pid
+    assert pids[3] not in (os.getpid(), worker.process.pid)
+    assert worker.process.exitcode == 0  # it did its work and was not killed as a spare
 
 
 def test_without_standby_workers_the_others_are_spawned(tmp_path):
