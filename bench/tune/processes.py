@@ -266,23 +266,19 @@ def wait_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], Non
     A worker that fails with a user error (exit 2) stops the others: the error is the study's (a
     memory limit, a bad config) and would hit every worker; one interrupted by SIGINT/SIGTERM (exit
     130/143) stops the others too and the parent raises :class:`Interrupted` with that signal. One
-    killed by a signal leaves the others
-    running; its trial goes stale and is replaced. Interrupted, the parent stops all workers and calls
-    ``on_stopped(pids)`` so their trials are marked. Raises :class:`~bench.errors.BenchError` naming
-    each worker that failed.
+    killed by a signal leaves the others running; its trial goes stale and is replaced. Interrupted,
+    the parent stops all workers and calls ``on_stopped(pids)`` so their trials are marked. Raises
+    :class:`~bench.errors.BenchError` naming each worker that failed.
     """
     from bench.errors import BenchError
 
     try:
         pending = {w.process.sentinel: w for w in workers}
         while pending:
-            for sentinel in wait(list(pending)):
-                worker = pending.pop(sentinel)
-                worker.process.join()
-                error = worker.stops_the_others()
-                if error is not None:
-                    stop_workers(workers, on_stopped)
-                    raise error
+            error = _run_ending_exit(pending, timeout=None)
+            if error is not None:
+                stop_workers(workers, on_stopped)
+                raise error
     except KeyboardInterrupt:
         stop_workers(workers, on_stopped)
         raise
@@ -290,6 +286,19 @@ def wait_workers(workers: Sequence[Worker], on_stopped: Callable[[set[int]], Non
     if failed:
         on_stopped({w.process.pid for w in workers if w.process.pid is not None})
         raise BenchError("; ".join(failed) + ". Rerun the same command to resume the study")
+
+
+def _run_ending_exit(pending: dict[Any, Worker], timeout: float | None) -> BaseException | None:
+    """Wait (up to ``timeout``; None: until one exits) for the workers in ``pending`` (by sentinel),
+    join and drop each that exited, and return the error of the first whose exit ends the run
+    (:meth:`Worker.stops_the_others`), if any."""
+    for sentinel in wait(list(pending), timeout=timeout):
+        worker = pending.pop(sentinel)
+        worker.process.join()
+        error = worker.stops_the_others()
+        if error is not None:
+            return error
+    return None
 
 
 def work_beside(workers: Sequence[Worker], own: Callable[[], T], on_stopped: Callable[[set[int]], None]) -> T:
@@ -339,18 +348,15 @@ class _Watch:
     def _run(self, workers: list[Worker]) -> None:
         pending = {w.process.sentinel: w for w in workers}
         while pending and not self._stopped:
-            for sentinel in wait(list(pending), timeout=self.POLL):
-                worker = pending.pop(sentinel)
-                worker.process.join()
-                error = worker.stops_the_others()
-                if error is None:
-                    continue
-                with self._lock:
-                    if not self._stopped:
-                        self.error = error
-                        sigterm_handled = callable(signal.getsignal(signal.SIGTERM))
-                        _thread.interrupt_main(signal.SIGTERM if sigterm_handled else signal.SIGINT)
-                return
+            error = _run_ending_exit(pending, timeout=self.POLL)
+            if error is None:
+                continue
+            with self._lock:
+                if not self._stopped:
+                    self.error = error
+                    sigterm_handled = callable(signal.getsignal(signal.SIGTERM))
+                    _thread.interrupt_main(signal.SIGTERM if sigterm_handled else signal.SIGINT)
+            return
 
     def stop(self) -> None:
         with self._lock:
