@@ -58,9 +58,22 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def torch_save(obj: Any, f: IO[bytes]) -> None:
+    """``torch.save(obj, f)``, except that a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM through
+    :func:`bench.tune.processes.raise_on_sigterm`) raised while it writes stays what it is: torch's zip
+    writer, unwound by it after a write, raises ``RuntimeError: … unexpected pos`` in its place, and a
+    trial stopped while it checkpoints would count as crashed instead of interrupted."""
+    try:
+        torch.save(obj, f)
+    except RuntimeError as e:
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise e.__context__ from None
+        raise
+
+
 def save_torch_atomic(path: str | Path, obj: Any) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    return write_atomic(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically (:func:`torch_save`)."""
+    return write_atomic(path, lambda f: torch_save(obj, f))
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
