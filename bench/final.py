@@ -96,17 +96,19 @@ PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
 
 
 def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> None:
-    import optuna
-
     from bench.config import load_config
-    from bench.report.table import parse_budgets
-    from bench.tune import study as st
-    from bench.tune.finals import run_finals
 
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rest = [o for o in overrides if not o.startswith("method=")]
     given = {k: v for k, _, v in (o.partition("=") for o in rest) if k in SELECTORS}
-    cfg = load_config(rest)
+    cfg = load_config(rest)  # a config error is reported before the trainer's imports
+
+    import optuna
+
+    from bench.report.table import parse_budgets
+    from bench.tune import study as st
+    from bench.tune.finals import run_finals
+
     budgets = parse_budgets(budgets_text)
     kinds = {"time" if b.startswith("time") else "trials" for b in budgets}
     if len(kinds) > 1:

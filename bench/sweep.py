@@ -31,10 +31,12 @@ def main(overrides: list[str]) -> None:
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
         from bench.config import load_config
+
+        tune = load_config(overrides).tune  # a config error is reported before the trainer's imports
+
         from bench.tune import study as st
         from bench.tune.runner import run_sweeps
 
-        tune = load_config(overrides).tune
         given = any(o.lstrip("+").startswith("tune.repeat=") for o in overrides)
         repeats = [tune.repeat] if given else range(tune.repeats)
         for sweep in run_sweeps([st.repeat_overrides(overrides, r) for r in repeats], standby):

@@ -16,9 +16,11 @@ Trains the student on the dataset with the method's loss, evaluates it on eval.s
 
 def main(overrides: list[str]) -> None:
     from bench.config import load_config
+
+    cfg = load_config(overrides, "run")  # a config error is reported before the trainer's imports
+
     from bench.engine.trainer import train_run
 
-    cfg = load_config(overrides, "run")
     row = train_run(cfg)
     log.info(
         "%s %s/%s seed %d: %s mIoU %.2f  (result: %s/result.json)",

@@ -41,24 +41,42 @@ def test_unknown_option_is_named():
     assert result.returncode == 2 and "--trials" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_hydra_cfg_job_prints_the_config():
-    result = _run("-m", "bench.train", "--cfg", "job", "method=kd")
+def _run_module(module: str, *args: str, heavy: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """``python -m module args`` in a fresh interpreter; its last line is ``HEAVY [...]``, the
+    modules of ``heavy`` it imported on the way (the exit status goes to ``EXIT n``)."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = {[module, *args]!r}\n"
+        f"try:\n    runpy.run_module('{module}', run_name='__main__')\n"
+        "except SystemExit as e:\n    print('EXIT', e.code)\n"
+        f"print('HEAVY', sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    return _run("-c", code)
+
+
+# What only training needs: torchvision (which brings torch._dynamo), the trainer, smp/timm. Config
+# commands (--cfg, a config error) need the schemas, which import torch, and nothing more.
+TRAINING_ONLY = ("torchvision", "bench.engine.trainer", "bench.tune.runner", "segmentation_models_pytorch")
+
+
+def test_hydra_cfg_job_prints_the_config_without_the_training_imports():
+    result = _run_module("bench.train", "--cfg", "job", "method=kd", heavy=TRAINING_ONLY)
     assert result.returncode == 0, result.stderr
     assert "temperature" in result.stdout
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.parametrize("module", ["bench.train", "bench.sweep", "bench.final"])
+def test_a_config_error_is_reported_before_the_training_imports(module):
+    result = _run_module(module, "train.lrr=0.1", heavy=TRAINING_ONLY)
+    assert "EXIT 2" in result.stdout and "train.lrr" in result.stderr, result.stderr
+    assert "HEAVY []" in result.stdout
 
 
 @pytest.mark.parametrize("module", [*ENTRY_POINTS, "bench.report", "bench.visualize"])
 def test_help_imports_neither_torch_nor_hydra(module):
     # What makes --help slow is importing torch/smp (seconds) before parsing; check it is not imported.
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = ['{module}', '--help']\n"
-        f"try:\n    runpy.run_module('{module}', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = ('torch', 'hydra', 'segmentation_models_pytorch')\n"
-        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))"
-    )
-    result = _run("-c", code)
+    result = _run_module(module, "--help", heavy=("torch", "hydra", "segmentation_models_pytorch"))
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout
     assert "HEAVY []" in result.stdout

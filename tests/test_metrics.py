@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from bench.evaluation import ConfusionMeter, confusion_matrix, metrics_from_confusion, reduce_zero_label
+from bench.data.base import reduce_zero_label
+from bench.evaluation import ConfusionMeter, confusion_matrix, metrics_from_confusion
 
 IGN = 255  # ignore
 

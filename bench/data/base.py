@@ -48,6 +48,13 @@ class SegmentationDataset(Dataset):
         raise NotImplementedError
 
 
+def reduce_zero_label(label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """ADE20K convention: label 0 ("other") → ignore, every other label k → k − 1."""
+    out = label.long() - 1
+    out[(label == 0) | (label == ignore_index)] = ignore_index
+    return out
+
+
 def default_palette(n: int) -> list[tuple[int, int, int]]:
     """The PASCAL VOC bit-interleaving palette, which gives n distinct colours."""
     palette = []

@@ -19,9 +19,8 @@ import torch
 from PIL import Image
 
 from bench.config.schema import DatasetConfig
-from bench.data.base import Sample, SegmentationDataset, default_palette
+from bench.data.base import Sample, SegmentationDataset, default_palette, reduce_zero_label
 from bench.errors import ConfigError, DataError
-from bench.evaluation.metrics import reduce_zero_label
 
 DATA_ROOT_ENV = "SEGKD_DATA_ROOT"
 

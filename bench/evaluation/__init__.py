@@ -15,7 +15,6 @@ from bench.evaluation.metrics import (
     Metrics,
     confusion_matrix,
     metrics_from_confusion,
-    reduce_zero_label,
 )
 from bench.models.segmenter import Segmenter
 
@@ -94,7 +93,6 @@ __all__ = [
     "evaluate",
     "metrics_from_confusion",
     "predict",
-    "reduce_zero_label",
     "same_size_batches",
     "slide_inference",
 ]

@@ -51,13 +51,6 @@ def confusion_matrix(
     return counts[:-1].reshape(num_classes, num_classes)
 
 
-def reduce_zero_label(label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """ADE20K convention: label 0 ("other") → ignore, every other label k → k − 1."""
-    out = label.long() - 1
-    out[(label == 0) | (label == ignore_index)] = ignore_index
-    return out
-
-
 @dataclass
 class Metrics:
     miou: float
