@@ -53,6 +53,14 @@ Overrides apply to every run of the demo (e.g. device=cpu, tune.trials=4)."""
 
 
 def main(overrides: list[str]) -> None:
+    from bench.teacher import teacher_config
+    from bench.utils.devices import available_cpus
+
+    start = time.perf_counter()
+    common = ["dataset=synthetic", *BUDGET, f"tune.workers={min(available_cpus(), MAX_WORKERS)}", *overrides]
+    # Composed first: a config error is reported before the imports only the runs need.
+    t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])
+
     import matplotlib
     import torch
 
@@ -66,16 +74,11 @@ def main(overrides: list[str]) -> None:
         tuning_curves,
         write_tables,
     )
-    from bench.teacher import teacher_config
     from bench.teachers import load_teacher, read_teacher_meta, teacher_path
     from bench.tune.finals import run_finals
     from bench.tune.runner import run_sweeps
     from bench.tune.study import budget_tag, repeat_overrides
-    from bench.utils.devices import available_cpus
 
-    start = time.perf_counter()
-    common = ["dataset=synthetic", *BUDGET, f"tune.workers={min(available_cpus(), MAX_WORKERS)}", *overrides]
-    t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])
     workers = t_cfg.tune.workers
     studies = {
         m: [repeat_overrides([*common, f"method={m}"], r) for r in range(t_cfg.tune.repeats)] for m in METHODS

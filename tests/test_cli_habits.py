@@ -66,7 +66,7 @@ def test_hydra_cfg_job_prints_the_config_without_the_training_imports():
     assert "HEAVY []" in result.stdout
 
 
-@pytest.mark.parametrize("module", ["bench.train", "bench.sweep", "bench.final"])
+@pytest.mark.parametrize("module", ["bench.train", "bench.sweep", "bench.final", "bench.demo"])
 def test_a_config_error_is_reported_before_the_training_imports(module):
     result = _run_module(module, "train.lrr=0.1", heavy=TRAINING_ONLY)
     assert "EXIT 2" in result.stdout and "train.lrr" in result.stderr, result.stderr
