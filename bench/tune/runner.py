@@ -28,6 +28,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.journal import StorageError
 from bench.tune.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.processes import Worker, dismiss, run_workers, signals_deferred
@@ -211,6 +212,8 @@ class Sweep:
         lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
             error, outcome = None, classify(self._train(trial, lease, attempt))
+        except StorageError:  # nothing can be recorded: the trial stays RUNNING, goes stale, is replaced
+            raise
         except (Exception, KeyboardInterrupt) as e:
             error, outcome = e, classify(e)
             if outcome.fail_reason == "error":

@@ -48,6 +48,7 @@ from bench.config.compose import hash_without, to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
 from bench.errors import CheckpointError, ConfigError
 from bench.methods import needs_teacher
+from bench.tune.journal import SafeJournalBackend, StorageError, describe_os_error
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
 from bench.utils.runtime import derive_seed
@@ -70,13 +71,24 @@ def storage_url_for_log(tune: TuneConfig) -> str:
     return mask_url(storage_url(tune)) or ""
 
 
-def open_storage(tune: TuneConfig) -> optuna.storages.BaseStorage:
-    """Open (creating if needed) the study storage; unreachable URLs are a clear, masked error."""
+def open_storage(tune: TuneConfig, repair: bool = True) -> optuna.storages.BaseStorage:
+    """Open (creating if needed) the study storage; unreachable URLs are a clear, masked error.
+
+    A journal file is opened through :class:`~bench.tune.journal.SafeJournalBackend`: a partial last
+    record is backed up and cut (``repair=False``: left as it is, for a read-only look), and a write
+    that fails (full disk, read-only folder) is one line naming the path, with nothing counted lost.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if tune.storage is None or "://" not in tune.storage:
-        path = Path(storage_url(tune))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        backend = SafeJournalBackend(storage_url(tune), repair=repair)
+        try:
+            return optuna.storages.JournalStorage(backend)
+        except (OSError, ValueError) as e:  # ValueError: a damaged record Optuna cannot replay
+            why = describe_os_error(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+            raise StorageError(
+                f"cannot read the study journal {storage_url(tune)}: {why}; `make status` tells what is "
+                "wrong with it"
+            ) from None
     url = tune.storage
     check_driver(url)
     try:
