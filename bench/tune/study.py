@@ -106,6 +106,39 @@ def open_storage(tune: TuneConfig, repair: bool = True) -> optuna.storages.BaseS
         ) from None
 
 
+def connection_lost(e: BaseException, tune: TuneConfig) -> StorageError | None:
+    """The one-line error for a storage server that went away (None: ``e`` is something else).
+
+    A database storage writes each change in one transaction, so a connection lost mid-trial leaves
+    the study as it was: the trial in flight stays RUNNING, goes stale and is replaced (not counted).
+    """
+    if isinstance(e, StorageError):
+        return e
+    cause = _connection_error(e)
+    if cause is None:
+        return None
+    url = tune.storage or storage_url(tune)
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return StorageError(
+        f"lost the connection to the study storage {mask_url(url)}: {mask_in(first, url)}; nothing counted "
+        "was lost (the trial in flight is not counted: rerun the sweep when the server is back and it is "
+        "replaced once its lease expires)"
+    )
+
+
+def _connection_error(e: BaseException | None) -> BaseException | None:
+    """The driver's connection error in ``e``'s chain (Optuna wraps it in StorageInternalError)."""
+    seen = 0
+    while e is not None and seen < 10:
+        name, module = type(e).__name__, type(e).__module__ or ""
+        if module.startswith("sqlalchemy") and name in ("OperationalError", "InterfaceError"):
+            return e
+        if module.startswith("redis") and "Connection" in name:
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
 # URL scheme → (module the pinned SQLAlchemy / Optuna import for it, pyproject extra that installs it)
 DRIVERS = {
     "postgresql": ("psycopg", "postgres"),  # SQLAlchemy 2.x: a bare postgresql:// means psycopg 3
