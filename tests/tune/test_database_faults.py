@@ -84,7 +84,9 @@ def test_a_connection_lost_mid_trial_leaves_the_study_consistent_and_the_trial_u
         _allow(postgres_url, db, True)
     assert sweep.returncode == 2, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "lost the connection to the study storage postgresql://bench:***@" in errors[0]
+    assert (
+        len(errors) == 1 and "lost the connection to the study storage postgresql://bench:***@" in errors[0]
+    )
     assert "Traceback" not in err and secret not in out + err
     study = _study(postgres_db)
     assert [t.state for t in study.trials] == [TrialState.RUNNING]  # as it was: nothing half-told
