@@ -136,6 +136,8 @@ def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: 
     def tune_baseline() -> None:
         with torch_threads(threads):
             run_sweeps([[*o, "tune.workers=1"] for o in baseline])
+        # the baseline's finals get the threads each KD final gets (the report compares them)
+        with torch_threads(max(1, available_cpus() // t_cfg.tune.workers)):
             run_finals([*common, "tune.workers=1"], method="baseline")
         log.info("baseline done; waiting for the teacher")
 

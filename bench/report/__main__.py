@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one table per budget, e.g. 5,10,20 (trials) or 600s,1200s (seconds); default: every "
         "budget the finals hold (make final TRIALS=N per budget; the studies are shared)",
     )
+    parser.add_argument(
+        "--allow-mixed-code",
+        action="store_true",
+        help="accept finals of several commits or of a changed tree: the table's code column shows "
+        "their versions and the flags say the mix was allowed (without it, such rows are flagged)",
+    )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report.table import (
         COLUMNS,
         budget_curves,
+        budget_order,
         comparisons,
         final_runs,
         flags,
@@ -60,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         tables = comparisons(
-            runs, parse_budgets(args.budgets), n_resamples=args.resamples, ci=args.ci, studies=args.study
+            runs,
+            parse_budgets(args.budgets),
+            n_resamples=args.resamples,
+            ci=args.ci,
+            studies=args.study,
+            allow_mixed_code=args.allow_mixed_code,
         )
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -68,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     written = []
     for budget, table in tables.items():
         written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
-    # comparison.* and the figures: the largest budget asked for (the main comparison)
-    main_budget = list(tables)[-1]
+    # tables of budgets whose finals are gone would pass for current ones
+    held = set(runs["budget"])
+    for stale in sorted((args.out / "tables").glob("comparison_*.*")):
+        if stale.stem.removeprefix("comparison_") not in held:
+            stale.unlink()
+            print(f"removed {stale} (no final runs at budget {stale.stem.removeprefix('comparison_')})")
+    # comparison.* and the figures: the largest budget asked for (the main comparison), in any order
+    main_budget = max(tables, key=budget_order)
     table = tables[main_budget]
     written.extend(write_tables(table, args.out / "tables").values())
     largest = runs[runs["budget"] == main_budget]

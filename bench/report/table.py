@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.report import finals_terms
 from bench.report.curves import crossover, crossover_label, expected_max, mean_expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.results import RESULT_FILE, read_row
@@ -60,6 +61,7 @@ EXTRA = [
     "study",
     "settings_hash",
     "teacher_sha256",
+    "code",
 ]
 # Study settings that must be identical for every method of a comparison.
 SHARED_SETTINGS = (
@@ -75,6 +77,10 @@ SHARED_SETTINGS = (
 )
 
 
+# What :mod:`bench.report.finals_terms` compares of each final besides its config.
+FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "weights_sha256")
+
+
 class ReportError(BenchError):
     """Final runs that cannot be put in one table as they are (mixed studies, duplicate seeds)."""
 
@@ -88,6 +94,13 @@ class MethodResult:
     holdout_values: list[float | None]  # each counted trial's hold-out score (empty: older finals)
     tuning: list[dict[str, Any]]  # each final run's tuning record
     teachers: set[str | None]  # the teacher checkpoints the finals used
+    finals: list[dict[str, Any]] = field(default_factory=list)  # each final's config, threads, code
+
+    @property
+    def tuned_keys(self) -> list[str]:
+        """The config keys the study tuned (shared and the method's own search space)."""
+        space = self.tuning[0]["settings"].get("space") or {}
+        return [k for part in ("shared", "method") for k in (space.get(part) or {})]
 
     @property
     def method(self) -> str:
@@ -103,6 +116,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
         if not tuning:
             continue
         teacher = row.get("teacher_checkpoint") or {}
+        env = row.get("environment") or {}
         records.append(
             {
                 "dataset": row["dataset"],
@@ -120,6 +134,12 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "teacher_sha256": teacher.get("sha256"),
                 "path": str(path),
                 "tuning": tuning,
+                "config": row.get("config"),
+                "threads": env.get("torch_threads"),
+                "device_name": env.get("device_name"),
+                "commit": (env.get("git") or {}).get("commit"),
+                "dirty": (env.get("git") or {}).get("dirty"),
+                "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
             }
         )
     return pd.DataFrame.from_records(records)
@@ -153,7 +173,7 @@ def parse_budgets(text: str) -> list[str]:
 def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
     """One comparison table per budget (labels from :func:`parse_budgets`; default: every budget
     the finals hold), each from the same studies' prefixes at that budget."""
-    found = sorted(set(runs["budget"]), key=_budget_order) if not runs.empty else []
+    found = sorted(set(runs["budget"]), key=budget_order) if not runs.empty else []
     missing = [b for b in budgets if b not in found]
     if missing:
         raise ReportError(
@@ -163,7 +183,7 @@ def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) 
     return {b: comparison(runs[runs["budget"] == b], **kwargs) for b in (budgets or found)}
 
 
-def _budget_order(label: str) -> tuple[str, float]:
+def budget_order(label: str) -> tuple[str, float]:
     kind = "trials" if label.startswith("trials") else "time"
     return kind, float(label.removeprefix(kind).removesuffix("s"))
 
@@ -203,9 +223,17 @@ def check_identity(runs: pd.DataFrame) -> None:
 
 
 def comparison(
-    runs: pd.DataFrame, n_resamples: int = 10000, ci: str = "t", studies: Sequence[str] = ()
+    runs: pd.DataFrame,
+    n_resamples: int = 10000,
+    ci: str = "t",
+    studies: Sequence[str] = (),
+    allow_mixed_code: bool = False,
 ) -> pd.DataFrame:
-    """The comparison table from :func:`final_runs` (mIoU and Δ in percentage points)."""
+    """The comparison table from :func:`final_runs` (mIoU and Δ in percentage points).
+
+    ``allow_mixed_code``: finals of several commits or of a changed tree are not flagged; the
+    ``code`` column shows their versions and :func:`flags` says the mix was allowed.
+    """
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS + EXTRA)
     runs = choose_studies(runs, studies)
@@ -220,7 +248,7 @@ def comparison(
         same = (runs["dataset"] == dataset) & (runs["student"] == student)
         members = runs[same & ((runs["teacher"] == teacher) | (runs["method"] == "baseline"))]
         per_repeat = {
-            repeat: _repeat_results(dataset, student, teacher, part, n_resamples, ci)
+            repeat: _repeat_results(dataset, student, teacher, part, n_resamples, ci, allow_mixed_code)
             for repeat, part in members.groupby("repeat", sort=True)
         }
         if len(per_repeat) == 1:
@@ -244,7 +272,13 @@ def _groups(runs: pd.DataFrame) -> list[tuple[str, str, str | None]]:
 
 
 def _repeat_results(
-    dataset: str, student: str, teacher: str | None, members: pd.DataFrame, n_resamples: int, ci: str
+    dataset: str,
+    student: str,
+    teacher: str | None,
+    members: pd.DataFrame,
+    n_resamples: int,
+    ci: str,
+    allow_mixed_code: bool = False,
 ) -> list[MethodResult]:
     """The rows of one repeat: each method against that repeat's baseline, checked for equal terms."""
     baseline = members[members["method"] == "baseline"]
@@ -255,7 +289,7 @@ def _repeat_results(
     ]
     results.sort(key=lambda m: (m.method != "baseline", m.method))
     add_crossover(results)
-    for m, problems in zip(results, equal_terms(results), strict=True):
+    for m, problems in zip(results, equal_terms(results, allow_mixed_code), strict=True):
         m.row["budget_check"] = "; ".join(problems) if problems else "ok"
     return results
 
@@ -310,6 +344,7 @@ def aggregate_repeats(per_repeat: dict[int, list[MethodResult]]) -> list[dict[st
             "study": "; ".join(r["study"] for _, r in sorted(reps.items())),
             "settings_hash": "; ".join(r["settings_hash"] for _, r in sorted(reps.items())),
             "crossover_trials": "",
+            "code": "; ".join(sorted({r["code"] for r in reps.values()})),
         }
         if not is_base and base:
             row["crossover_trials"] = _mean_crossover(
@@ -384,6 +419,7 @@ def _result(
         "teacher_sha256": part["teacher_sha256"].iloc[0],
         "crossover_trials": "",
         "repeats": 1,
+        "code": "",
     }
     return MethodResult(
         row,
@@ -391,6 +427,7 @@ def _result(
         holdout_values=tuning.get("holdout_values") or [],
         tuning=list(part["tuning"]),
         teachers=set(part["teacher_sha256"]),
+        finals=[{k: r.get(k) for k in (*FINAL_FACTS, "seed", "path")} for r in part.to_dict("records")],
     )
 
 
@@ -412,7 +449,7 @@ def _percent(value: float | None) -> float:
     return math.nan if value is None else 100 * value
 
 
-def equal_terms(results: list[MethodResult]) -> list[list[str]]:
+def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> list[list[str]]:
     """Per row, why its comparison with the baseline is not on equal terms (empty: equal).
 
     Checked: the study's own budget (met; trials exactly; time within one trial per worker), the
@@ -420,17 +457,32 @@ def equal_terms(results: list[MethodResult]) -> list[list[str]]:
     baseline: every setting of :data:`SHARED_SETTINGS`, the shared search space by content, the
     method's own dimensions (``method.*`` only), the realised budget (trials exactly; seconds
     within one trial per worker of each study), the final seeds; across the KD methods: one teacher
-    checkpoint.
+    checkpoint. The finals themselves (:mod:`bench.report.finals_terms`): each final's composed
+    config and threads against the baseline's finals and among the method's own, and one clean code
+    version for the comparison (or ``allow_mixed_code``, recorded in the ``code`` column).
     """
     base = next((m for m in results if m.method == "baseline"), None)
     teachers = {m.method: m.row["teacher_sha256"] for m in results if m.method != "baseline"}
+    everyone = [f for m in results for f in m.finals]
     out = []
     for m in results:
         problems = _own_problems(m)
+        uneven = finals_terms.among_themselves(m.finals, m.tuned_keys)
+        if uneven:
+            problems.append(f"the finals differ among themselves: {uneven}")
+        m.row["code"] = finals_terms.code_label(m.finals)
+        code = finals_terms.code_problem(m.finals, everyone)
+        if code and allow_mixed_code:
+            m.row["code"] = f"mixed, allowed: {m.row['code']}"
+        elif code:
+            problems.append(code)
         if base is None:
             problems.append("no tuned baseline")
         elif m is not base:
             problems.extend(_against_baseline(m, base))
+            differ = finals_terms.differences(m.finals, base.finals, {*m.tuned_keys, *base.tuned_keys})
+            if differ:
+                problems.append(f"finals differ: {differ}")
         if m.method != "baseline" and len(set(teachers.values())) > 1:
             listed = ", ".join(f"{k} {(s or 'none')[:12]}" for k, s in sorted(teachers.items()))
             problems.append(f"teacher checkpoints differ across the KD methods ({listed})")
@@ -520,6 +572,8 @@ def flags(table: pd.DataFrame) -> list[str]:
                 f"{where}: undertuned (best hold-out mIoU still improved by more than a seed sd "
                 f"in the last {tail} of {r.trials} trials)"
             )
+        if str(getattr(r, "code", "")).startswith("mixed, allowed"):
+            out.append(f"{where}: code versions mixed, allowed by --allow-mixed-code ({r.code})")
         if r.ci_method == "none (constant Δ)":
             out.append(f"{where}: constant Δ over the seeds: no CI, p from the exact sign-flip test")
     return out

@@ -27,6 +27,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.journal import StorageError
 from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
@@ -212,7 +213,12 @@ class Sweep:
         lease = hb.Lease(self.study, trial._trial_id, self.cfg.tune.heartbeat_interval).start()
         try:
             error, outcome = None, classify(self._train(trial, lease, attempt))
+        except StorageError:  # nothing can be recorded: the trial stays RUNNING, goes stale, is replaced
+            raise
         except (Exception, KeyboardInterrupt) as e:
+            lost = st.connection_lost(e, self.cfg.tune)
+            if lost is not None:  # e.g. trial.report while the database is unreachable
+                raise lost from None
             error, outcome = e, classify(e)
             if outcome.fail_reason == "error":
                 log.error("trial %d crashed:\n%s", trial.number, traceback.format_exc(limit=6))
@@ -315,10 +321,16 @@ def work_on(studies: Sequence[Sequence[str]]) -> None:
     with budget left, then the next, so no worker idles while any study has trials to start; then
     wait for the others' running trials (replacing any that go stale)."""
     sweeps = [Sweep.open(overrides) for overrides in studies]
-    for sweep in sweeps:
-        sweep.run_worker(wait=False)
-    for sweep in sweeps:
-        sweep.run_worker()
+    try:
+        for sweep in sweeps:
+            sweep.run_worker(wait=False)
+        for sweep in sweeps:
+            sweep.run_worker()
+    except Exception as e:  # a database that went away: one line, not a driver traceback
+        lost = st.connection_lost(e, sweeps[0].cfg.tune)
+        if lost is None or lost is e:
+            raise
+        raise lost from None
 
 
 def run_sweep(overrides: Sequence[str]) -> Sweep:
@@ -363,7 +375,11 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
         )
     finally:
         for sweep in sweeps:
-            st.record_realised_budget(sweep.study)
+            try:
+                st.record_realised_budget(sweep.study)
+            except Exception as e:  # the storage is gone: keep the error that says so
+                if st.connection_lost(e, sweep.cfg.tune) is None:
+                    raise
     return sweeps
 
 
