@@ -29,7 +29,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import RunConfig
+from bench.config.budget import Budget
 from bench.config.compose import conf_dir, load_config
+from bench.config.overrides import Overrides
 from bench.data import DATASETS
 from bench.errors import BenchError, ConfigError
 from bench.methods import needs_teacher
@@ -326,13 +328,14 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
             if not args:
                 raise ConfigError(f"{arg} needs a value")
             flags[arg[2:]] = float(args.pop(0)) if arg == "--tflops" else int(args.pop(0))
-        elif arg.startswith("dataset="):
-            value = arg.split("=", 1)[1]
-            datasets = list(REAL_DATASETS) if value == "all" else value.split(",")
-        elif arg.startswith("method="):
-            methods = [m for m in arg.split("=", 1)[1].split(",") if m != "all"]
         else:
             rest.append(arg)
+    given = Overrides(rest)
+    chosen_datasets = given.choices("dataset")
+    if chosen_datasets is not None:
+        datasets = list(REAL_DATASETS) if chosen_datasets == ["all"] else [str(d) for d in chosen_datasets]
+    methods = [str(m) for m in given.choices("method") or [] if m != "all"]
+    rest = given.without("dataset", "method", below=False).as_list()
     every = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
     unknown = sorted(set(methods) - set(every))
     if unknown:
@@ -351,13 +354,13 @@ def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str
     rows = []
     for dataset in datasets:
         overrides = [f"dataset={dataset}", *rest]
-        teacher_overrides = [o for o in overrides if not o.startswith(("student=", "method="))]
+        teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
         rows += plan_dataset(overrides, methods, timing, teacher_config(teacher_overrides))
     cfg = load_config([f"dataset={datasets[0]}", *rest])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"
     header = [
         f"segkd-bench plan: {', '.join(datasets)}; methods: {', '.join(methods)}",
-        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {st.budget_tag(cfg.tune)}, "
+        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {Budget.of(cfg.tune).label}, "
         f"{cfg.tune.final_seeds} final seeds; step times: {timing.source} (device: {device})",
         "studies: every trial at its full per-trial schedule (median pruning only lowers the cost); "
         "disk: final runs keep model.pt + last.pt (fp32 weights + SGD momentum), trials keep none",
