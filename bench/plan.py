@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,6 +40,9 @@ from bench.models import build_model
 from bench.teachers import teacher_path
 from bench.tune import study as st
 from bench.utils.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bench.engine.step import TrainingStep
 
 log = logging.getLogger("bench")
 
@@ -161,39 +165,21 @@ class Calibration(Timing):
 
         return resolve_device(cfg.device)
 
-    def step(self, cfg: RunConfig) -> float:
-        from bench.engine.trainer import PRECISIONS
-        from bench.methods import Objective, TermContext
-        from bench.teachers import FrozenTeacher
+    def training_step(self, cfg: RunConfig) -> TrainingStep:
+        """The run's own training step (:class:`~bench.engine.step.TrainingStep`: its optimizer and
+        learning-rate groups, grad scaler, schedule, loss terms) on randomly initialised networks."""
+        from bench.engine.step import untrained_step
 
+        return untrained_step(cfg, self._device(cfg), train_size(cfg))
+
+    def step(self, cfg: RunConfig) -> float:
         key = f"{cfg.dataset.name}/{cfg.student.name}/{cfg.teacher.name}/{cfg.method.name}"
         if key in self._cache:
             return self._cache[key]
-        device, dtype, n = self._device(cfg), PRECISIONS[cfg.train.precision], cfg.dataset.num_classes
+        step = self.training_step(cfg)
+        device, n = step.device, cfg.dataset.num_classes
         fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        student = _network(cfg.student, n, "student", device).to(memory_format=fmt).train()
-        teacher = None
-        if needs_teacher(cfg):
-            teacher = _network(cfg.teacher, n, "teacher", device).to(memory_format=fmt).eval()
-            teacher.requires_grad_(False)
         (h, w), b = train_size(cfg), cfg.train.batch_size
-        stride = (teacher or student).head_stride
-        ctx = TermContext(
-            num_classes=n,
-            ignore_index=cfg.dataset.ignore_index,
-            student_channels=student.tap_channels(),
-            teacher_channels=teacher.tap_channels() if teacher else {},
-            total_steps=cfg.train.iterations,
-            aux_weight=cfg.train.aux_weight,
-            batch_size=b,
-            input_size=(h, w),
-            feature_size=(h // stride, w // stride),
-        )
-        objective = Objective(cfg.method, ctx).to(device)
-        frozen = FrozenTeacher(teacher, objective.teacher_taps) if teacher else None
-        optimizer = torch.optim.SGD(
-            [*student.parameters(), *objective.student_parameters()], lr=1e-6, momentum=0.9
-        )
         images = torch.randint(0, 256, (b, 3, h, w), dtype=torch.uint8, device=device)
         images = images.contiguous(memory_format=fmt)
         labels = torch.randint(0, n, (b, h, w), device=device)
@@ -201,14 +187,7 @@ class Calibration(Timing):
         for i in range(2 + self.steps):
             _sync(device)
             start = time.perf_counter()
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                s_out = student(images)
-                t_out = frozen(images) if frozen else None
-                loss, _ = objective(s_out, t_out, labels, i)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(s_out, t_out, labels, i)
+            step(images, labels, i)
             _sync(device)
             times.append(time.perf_counter() - start)
         self._cache[key] = statistics.median(times[2:])
