@@ -260,7 +260,7 @@ class TuneConfig:
     """
 
     budget: BudgetKind = BudgetKind.trials  # finished trials | training seconds
-    trials: int = 20  # budget=trials: finished trials per study (see README "Tuning protocol")
+    trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = ⌈a quarter of a trial⌉
