@@ -64,6 +64,7 @@ def main(overrides: list[str]) -> None:
     import matplotlib
     import torch
 
+    from bench.config.budget import Budget
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
     from bench.report.table import (
         COLUMNS,
@@ -77,7 +78,7 @@ def main(overrides: list[str]) -> None:
     from bench.teachers import load_teacher, read_teacher_meta, teacher_path
     from bench.tune.finals import run_finals
     from bench.tune.runner import run_sweeps
-    from bench.tune.study import budget_tag, repeat_overrides
+    from bench.tune.study import repeat_overrides
 
     workers = t_cfg.tune.workers
     studies = {
@@ -104,7 +105,7 @@ def main(overrides: list[str]) -> None:
 
     matplotlib.use("Agg")
     runs = final_runs(t_cfg.tune.finals_dir)
-    runs = runs[runs["method"].isin(METHODS) & (runs["budget"] == budget_tag(t_cfg.tune))]
+    runs = runs[runs["method"].isin(METHODS) & (runs["budget"] == Budget.of(t_cfg.tune).label)]
     table = comparison(runs)
     paths = write_tables(table, RESULTS / "tables")
     figures = [

@@ -24,12 +24,15 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import RunConfig
+from bench.config.budget import Budget
 from bench.config.compose import conf_dir, load_config
+from bench.config.overrides import Overrides
 from bench.data import DATASETS
 from bench.errors import BenchError, ConfigError
 from bench.methods import needs_teacher
@@ -37,6 +40,9 @@ from bench.models import build_model
 from bench.teachers import teacher_path
 from bench.tune import study as st
 from bench.utils.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bench.engine.step import TrainingStep
 
 log = logging.getLogger("bench")
 
@@ -159,39 +165,21 @@ class Calibration(Timing):
 
         return resolve_device(cfg.device)
 
-    def step(self, cfg: RunConfig) -> float:
-        from bench.engine.trainer import PRECISIONS
-        from bench.methods import Objective, TermContext
-        from bench.teachers import FrozenTeacher
+    def training_step(self, cfg: RunConfig) -> TrainingStep:
+        """The run's own training step (:class:`~bench.engine.step.TrainingStep`: its optimizer and
+        learning-rate groups, grad scaler, schedule, loss terms) on randomly initialised networks."""
+        from bench.engine.step import untrained_step
 
+        return untrained_step(cfg, self._device(cfg), train_size(cfg))
+
+    def step(self, cfg: RunConfig) -> float:
         key = f"{cfg.dataset.name}/{cfg.student.name}/{cfg.teacher.name}/{cfg.method.name}"
         if key in self._cache:
             return self._cache[key]
-        device, dtype, n = self._device(cfg), PRECISIONS[cfg.train.precision], cfg.dataset.num_classes
+        step = self.training_step(cfg)
+        device, n = step.device, cfg.dataset.num_classes
         fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        student = _network(cfg.student, n, "student", device).to(memory_format=fmt).train()
-        teacher = None
-        if needs_teacher(cfg):
-            teacher = _network(cfg.teacher, n, "teacher", device).to(memory_format=fmt).eval()
-            teacher.requires_grad_(False)
         (h, w), b = train_size(cfg), cfg.train.batch_size
-        stride = (teacher or student).head_stride
-        ctx = TermContext(
-            num_classes=n,
-            ignore_index=cfg.dataset.ignore_index,
-            student_channels=student.tap_channels(),
-            teacher_channels=teacher.tap_channels() if teacher else {},
-            total_steps=cfg.train.iterations,
-            aux_weight=cfg.train.aux_weight,
-            batch_size=b,
-            input_size=(h, w),
-            feature_size=(h // stride, w // stride),
-        )
-        objective = Objective(cfg.method, ctx).to(device)
-        frozen = FrozenTeacher(teacher, objective.teacher_taps) if teacher else None
-        optimizer = torch.optim.SGD(
-            [*student.parameters(), *objective.student_parameters()], lr=1e-6, momentum=0.9
-        )
         images = torch.randint(0, 256, (b, 3, h, w), dtype=torch.uint8, device=device)
         images = images.contiguous(memory_format=fmt)
         labels = torch.randint(0, n, (b, h, w), device=device)
@@ -199,14 +187,7 @@ class Calibration(Timing):
         for i in range(2 + self.steps):
             _sync(device)
             start = time.perf_counter()
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                s_out = student(images)
-                t_out = frozen(images) if frozen else None
-                loss, _ = objective(s_out, t_out, labels, i)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(s_out, t_out, labels, i)
+            step(images, labels, i)
             _sync(device)
             times.append(time.perf_counter() - start)
         self._cache[key] = statistics.median(times[2:])
@@ -326,13 +307,14 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
             if not args:
                 raise ConfigError(f"{arg} needs a value")
             flags[arg[2:]] = float(args.pop(0)) if arg == "--tflops" else int(args.pop(0))
-        elif arg.startswith("dataset="):
-            value = arg.split("=", 1)[1]
-            datasets = list(REAL_DATASETS) if value == "all" else value.split(",")
-        elif arg.startswith("method="):
-            methods = [m for m in arg.split("=", 1)[1].split(",") if m != "all"]
         else:
             rest.append(arg)
+    given = Overrides(rest)
+    chosen_datasets = given.choices("dataset")
+    if chosen_datasets is not None:
+        datasets = list(REAL_DATASETS) if chosen_datasets == ["all"] else [str(d) for d in chosen_datasets]
+    methods = [str(m) for m in given.choices("method") or [] if m != "all"]
+    rest = given.without("dataset", "method", below=False).as_list()
     every = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
     unknown = sorted(set(methods) - set(every))
     if unknown:
@@ -351,13 +333,13 @@ def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str
     rows = []
     for dataset in datasets:
         overrides = [f"dataset={dataset}", *rest]
-        teacher_overrides = [o for o in overrides if not o.startswith(("student=", "method="))]
+        teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
         rows += plan_dataset(overrides, methods, timing, teacher_config(teacher_overrides))
     cfg = load_config([f"dataset={datasets[0]}", *rest])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"
     header = [
         f"segkd-bench plan: {', '.join(datasets)}; methods: {', '.join(methods)}",
-        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {st.budget_tag(cfg.tune)}, "
+        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {Budget.of(cfg.tune).label}, "
         f"{cfg.tune.final_seeds} final seeds; step times: {timing.source} (device: {device})",
         "studies: every trial at its full per-trial schedule (median pruning only lowers the cost); "
         "disk: final runs keep model.pt + last.pt (fp32 weights + SGD momentum), trials keep none",

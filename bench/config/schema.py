@@ -47,7 +47,7 @@ class EvalMode(StrEnum):
     slide = "slide"
 
 
-class Budget(StrEnum):
+class BudgetKind(StrEnum):
     """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
 
     trials = "trials"
@@ -259,7 +259,7 @@ class TuneConfig:
     only the search space's method dimensions differ.
     """
 
-    budget: Budget = Budget.trials  # finished trials | training seconds
+    budget: BudgetKind = BudgetKind.trials  # finished trials | training seconds
     trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations

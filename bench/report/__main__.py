@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
 
+    from bench.config.budget import Budget
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
     from bench.report.table import (
         COLUMNS,
         budget_curves,
-        budget_order,
         comparisons,
         final_runs,
         flags,
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             stale.unlink()
             print(f"removed {stale} (no final runs at budget {stale.stem.removeprefix('comparison_')})")
     # comparison.* and the figures: the largest budget asked for (the main comparison), in any order
-    main_budget = max(tables, key=budget_order)
+    main_budget = max(tables, key=Budget.from_label)
     table = tables[main_budget]
     written.extend(write_tables(table, args.out / "tables").values())
     largest = runs[runs["budget"] == main_budget]

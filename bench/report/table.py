@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
+from bench.config.budget import Budget
+from bench.errors import BenchError, ConfigError
 from bench.report import finals_terms
 from bench.report.curves import crossover, crossover_label, expected_max, mean_expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
@@ -127,7 +128,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "miou": 100 * row["metrics"]["miou"],
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
-                "budget": budget_label(_budget(tuning)),
+                "budget": Budget.from_dict(_budget(tuning)).label,
                 "repeat": tuning.get("repeat", tuning["settings"].get("repeat", 0)),
                 "study": tuning["study"],
                 "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
@@ -150,30 +151,24 @@ def _budget(tuning: dict[str, Any]) -> dict[str, Any]:
     return tuning.get("budget") or tuning["settings"]["budget"]
 
 
-def budget_label(budget: dict[str, Any]) -> str:
-    """``trials20`` or ``time3600s``: the same tag as the finals' folder."""
-    if budget["kind"] == "trials":
-        return f"trials{budget['trials']}"
-    return f"time{budget['seconds']:g}s"
-
-
-def parse_budgets(text: str) -> list[str]:
-    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds) as budget labels."""
+def parse_budgets(text: str) -> list[Budget]:
+    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds)."""
     out = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         try:
-            out.append(f"time{float(item[:-1]):g}s" if item.endswith("s") else f"trials{int(item)}")
-        except ValueError:
+            out.append(Budget.from_amount(item))
+        except ConfigError:
             raise ReportError(
                 f"--budgets '{text}': '{item}' is neither a trial count (20) nor seconds (600s)"
             ) from None
     return out
 
 
-def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
-    """One comparison table per budget (labels from :func:`parse_budgets`; default: every budget
-    the finals hold), each from the same studies' prefixes at that budget."""
-    found = sorted(set(runs["budget"]), key=budget_order) if not runs.empty else []
+def comparisons(runs: pd.DataFrame, budgets: Sequence[Budget] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """One comparison table per budget (default: every budget the finals hold), keyed by the
+    budget's label, each from the same studies' prefixes at that budget."""
+    found = [b.label for b in sorted(map(Budget.from_label, set(runs["budget"])))] if not runs.empty else []
+    budgets = [b.label for b in budgets]
     missing = [b for b in budgets if b not in found]
     if missing:
         raise ReportError(
@@ -181,11 +176,6 @@ def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) 
             "run `make final TRIALS=N` (or BUDGET=time:S) for each budget first — the studies are reused"
         )
     return {b: comparison(runs[runs["budget"] == b], **kwargs) for b in (budgets or found)}
-
-
-def budget_order(label: str) -> tuple[str, float]:
-    kind = "trials" if label.startswith("trials") else "time"
-    return kind, float(label.removeprefix(kind).removesuffix("s"))
 
 
 def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:

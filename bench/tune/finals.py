@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import torch
 from optuna.trial import TrialState
 
 from bench.config import RunConfig
+from bench.config.budget import Budget
 from bench.config.compose import config_hash, load_config
+from bench.config.overrides import Overrides
 from bench.config.schema import TuneConfig
 from bench.engine.checkpoint import finished_row
 from bench.engine.trainer import Trainer
@@ -26,7 +28,6 @@ from bench.errors import ConfigError
 from bench.methods import needs_teacher
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
-from bench.tune.runner import format_override
 from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
 from bench.workers.processes import Worker, run_workers
@@ -39,13 +40,14 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
     kind = cfg.tune.budget
     names = []
     for name in optuna.get_all_study_names(storage):
-        parts = name.split("/")  # …/<method>/<budget kind>[/r<repeat>]: every repeat is finalised
-        if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[5].removeprefix("r").isdigit()):
+        parsed = st.StudyName.parse(name)  # every repeat is finalised
+        if parsed is None or (parsed.dataset, parsed.student, parsed.kind) != (
+            cfg.dataset.name,
+            cfg.student.name,
+            kind,
+        ):
             continue
-        dataset, student, teacher, study_method, tag = parts[:5]
-        if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, kind):
-            continue
-        if teacher not in (cfg.teacher.name, "none") or (method and study_method != method):
+        if parsed.teacher not in (cfg.teacher.name, "none") or (method and parsed.method != method):
             continue
         names.append(name)
     if not names:
@@ -63,7 +65,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
     Everything comes from the study's prefix at that budget (:func:`bench.tune.study.prefix`), so
     a 20-trial comparison read from a study topped up to 30 trials is the 20-trial study's.
     """
-    budget = st.budget_amount(tune)
+    budget = Budget.of(tune)
     trials = st.prefix(study, budget)
     best = st.best_trial(study, trials)
     settings = dict(study.user_attrs["settings"])
@@ -73,7 +75,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "settings_hash": st.settings_hash(settings),
         "settings": settings,
         "repeat": settings.get("repeat", 0),
-        "budget": budget,
+        "budget": budget.as_dict(),
         "best_trial": best.number,
         "best_slot": [t.number for t in trials].index(best.number),  # the prefix is slots 0, 1, …
         "best_params": best.params,
@@ -125,10 +127,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
         study = optuna.load_study(study_name=name, storage=storage)
         tune = cfg.tune
         if at_requested:
-            asked = st.requested_budget(study)
-            tune = replace(
-                tune, trials=asked["trials"] or tune.trials, seconds=asked["seconds"] or tune.seconds
-            )
+            tune = Budget.from_dict(st.requested_budget(study)).on(tune)
         summary = study_summary(study, tune)
         summary["storage"] = mask_url(st.storage_url(cfg.tune))
         if not summary["budget_met"]:
@@ -137,7 +136,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
                 name,
                 summary["trials"],
             )
-        best = [format_override(k, v) for k, v in summary["best_params"].items()]
+        best = Overrides().with_(summary["best_params"])
         for seed in range(cfg.tune.final_seeds):
             run_overrides = [
                 *study.user_attrs["overrides"],
@@ -149,7 +148,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
                 f"seed={seed}",
                 "train.split=train",
                 "eval.split=val",
-                f"output_dir={Path(tune.finals_dir) / name / st.budget_tag(tune) / f'seed{seed}'}",
+                f"output_dir={Path(tune.finals_dir) / name / Budget.of(tune).label / f'seed{seed}'}",
                 "resume=true",
             ]
             run_cfg = load_config(run_overrides)

@@ -22,6 +22,8 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from bench.config import RunConfig
+from bench.config.budget import Budget
+from bench.config.overrides import Overrides
 from bench.engine.trainer import Callback, Trainer
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
@@ -48,22 +50,9 @@ log = logging.getLogger("bench")
 WAIT_POLL = 0.5
 
 
-def format_override(key: str, value: Any) -> str:
-    """A Hydra override for a sampled value (floats keep full precision)."""
-    if value is None:
-        return f"{key}=null"
-    if isinstance(value, bool):
-        return f"{key}={str(value).lower()}"
-    if isinstance(value, float):
-        return f"{key}={value!r}"
-    if isinstance(value, str):
-        return f"{key}='{value}'"
-    return f"{key}={value}"
-
-
-def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> list[str]:
+def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> Overrides:
     """Everything a trial sets on top of the study's own overrides, as Hydra overrides."""
-    return [format_override(k, v) for k, v in trial_values(cfg, study_name, number, params).items()]
+    return Overrides().with_(trial_values(cfg, study_name, number, params))
 
 
 class LeaseCallback(Callback):
@@ -134,7 +123,7 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
 
 
 def check_tune_config(cfg: RunConfig) -> None:
-    t = cfg.tune  # tune.budget is typed (config.schema.Budget): composition refused other values
+    t = cfg.tune  # tune.budget is typed (config.schema.BudgetKind): composition refused other values
     if (t.budget == "trials" and t.trials < 1) or (t.budget == "time" and t.seconds <= 0):
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
@@ -356,7 +345,7 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
             "study %s on %s: %s, %d counted trials so far",
             sweep.name,
             st.storage_url_for_log(tune),
-            st.budget_tag(tune),
+            Budget.of(tune).label,
             len(st.tally(sweep.study).counted),
         )
     try:

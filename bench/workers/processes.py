@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from bench.config.overrides import Overrides
 from bench.utils.signals import (
     INTERRUPTED,
     Interrupted,
@@ -165,15 +166,15 @@ def standby_workers(n: int, preload: Sequence[str]) -> Iterator[list[Worker]]:
         dismiss(workers)
 
 
-def requested_workers(overrides: list[str]) -> int:
+def requested_workers(overrides: Sequence[str]) -> int:
     """``tune.workers`` when the command line sets it for local workers (``make sweep WORKERS=N``,
     ``make final WORKERS=N``), else 1: worker processes to start before the config is composed. Only
     a head start: the composed config decides, and workers it needs beyond these are started then."""
-    values = dict(o.lstrip("+").split("=", 1) for o in overrides if "=" in o)
-    if values.get("launcher.name", "local").strip("'\"") != "local":
+    given = Overrides(overrides)
+    if given.get("launcher.name", "local") != "local":
         return 1
-    workers = values.get("tune.workers", "1")
-    return int(workers) if workers.isdigit() and int(workers) > 0 else 1
+    workers = given.get("tune.workers", 1)
+    return workers if type(workers) is int and workers > 0 else 1
 
 
 def dismiss(workers: Sequence[Worker]) -> None:

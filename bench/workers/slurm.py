@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.config.overrides import Overrides
 from bench.errors import BenchError, ConfigError
 from bench.utils.logs import setup_logging
 from bench.utils.signals import raise_on_sigterm
@@ -135,7 +136,7 @@ def _slurm_worker(work_on: Callable[[list[list[str]]], None], studies: list[list
     if cfg.tune.gpus_per_trial > 1:  # the job's node, before any trial is claimed
         trial_gpus(cfg.device, cfg.tune.gpus_per_trial)
     storage = os.environ.get(STORAGE_ENV)
-    work_on([[*overrides, f"tune.storage='{storage}'"] if storage else overrides for overrides in studies])
+    work_on([Overrides(o).with_({"tune.storage": storage}).as_list() if storage else o for o in studies])
 
 
 def run(work: Work, standby: Sequence[Worker] = ()) -> None:
@@ -145,7 +146,7 @@ def run(work: Work, standby: Sequence[Worker] = ()) -> None:
     cfg, name = work.cfg, work.name
     n = job_count(cfg)
     studies = [
-        [[o for o in overrides if not o.lstrip("+~").startswith("tune.storage=")] for overrides in rotation]
+        [Overrides(overrides).without("tune.storage").as_list() for overrides in rotation]
         for rotation in work.rotations(n)
     ]
     if cfg.tune.storage:

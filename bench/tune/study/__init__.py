@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import optuna
 
+from bench.config.overrides import Overrides
 from bench.config.schema import RunConfig
 from bench.errors import ConfigError
 from bench.tune.space import SearchSpace
@@ -26,10 +27,8 @@ from bench.tune.study._budget import (
     Tally,
     best_so_far,
     best_trial,
-    budget_amount,
     budget_left,
     budget_met,
-    budget_tag,
     counted_by_slot,
     enqueue_discarded_slots,
     enqueue_missing_replacements,
@@ -49,6 +48,7 @@ from bench.tune.study._budget import (
     tally,
 )
 from bench.tune.study._identity import (
+    StudyName,
     protocol_hash,
     repeat_overrides,
     settings_hash,
@@ -83,7 +83,7 @@ def open_study(
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     stored = study.user_attrs.get("settings")
     if stored is None:
-        kept = [o for o in overrides if not o.lstrip("+~").startswith("tune.")]
+        kept = Overrides(overrides).without("tune")
         study.set_user_attr("overrides", [mask_url(o) for o in kept])
         study.set_user_attr("settings", settings)
         study.set_user_attr("settings_hash", settings_hash(settings))
@@ -110,13 +110,12 @@ __all__ = [
     "REPLACES",
     "REQUESTED",
     "SLOT",
+    "StudyName",
     "Tally",
     "best_so_far",
     "best_trial",
-    "budget_amount",
     "budget_left",
     "budget_met",
-    "budget_tag",
     "check_driver",
     "connection_lost",
     "counted_by_slot",

@@ -41,6 +41,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.config.budget import Budget
 from bench.config.schema import TuneConfig
 from bench.errors import ConfigError
 
@@ -54,22 +55,6 @@ DISCARDED = "over_budget"  # never trained: not counted, not replaced
 SLOT, REPLACES, ATTEMPT = "slot", "replaces", "attempt"
 
 
-def budget_tag(tune: TuneConfig) -> str:
-    """The budget with its amount, e.g. ``trials20`` or ``time3600s`` (finals are kept per budget)."""
-    if tune.budget == "trials":
-        return f"trials{tune.trials}"
-    return f"time{tune.seconds:g}s"
-
-
-def budget_amount(tune: TuneConfig) -> dict[str, Any]:
-    """The budget a comparison is made at: its kind and amount (trials or training seconds)."""
-    return {
-        "kind": tune.budget,
-        "trials": tune.trials if tune.budget == "trials" else None,
-        "seconds": tune.seconds if tune.budget == "time" else None,
-    }
-
-
 REQUESTED = "requested_budget"
 
 
@@ -79,12 +64,11 @@ def record_requested_budget(study: optuna.Study, tune: TuneConfig) -> dict[str, 
     The study's name leaves the amount out (budgets are prefixes), so without it a plain
     ``make final`` would not know whether ``TRIALS=30`` topped the study up.
     """
-    asked = budget_amount(tune)
+    asked = Budget.of(tune)
     stored = study.user_attrs.get(REQUESTED)
-    amount = "trials" if tune.budget == "trials" else "seconds"
-    if stored is None or stored[amount] is None or stored[amount] < asked[amount]:
-        study.set_user_attr(REQUESTED, asked)
-        return asked
+    if stored is None or Budget.from_dict(stored).kind != asked.kind or Budget.from_dict(stored) < asked:
+        study.set_user_attr(REQUESTED, asked.as_dict())
+        return asked.as_dict()
     return stored
 
 
@@ -158,8 +142,8 @@ def counted_by_slot(study: optuna.Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if is_counted(t)), key=lambda t: key[t.number])
 
 
-def prefix(study: optuna.Study, budget: dict[str, Any]) -> list[FrozenTrial]:
-    """The counted trials a comparison at ``budget`` (:func:`budget_amount`) uses, in slot order.
+def prefix(study: optuna.Study, budget: Budget) -> list[FrozenTrial]:
+    """The counted trials a comparison at ``budget`` uses, in slot order.
 
     Trials: slots 0 … N−1. Time: slots in order while the training seconds of those before stay
     below the budget (what one worker would have started). Either way the prefix stops at the
@@ -174,20 +158,20 @@ def prefix(study: optuna.Study, budget: dict[str, Any]) -> list[FrozenTrial]:
     for slot in range(len(counted)):
         if slot not in counted:
             break
-        if budget["kind"] == "trials" and slot >= budget["trials"]:
+        if budget.kind == "trials" and slot >= budget.amount:
             break
-        if budget["kind"] == "time" and spent >= budget["seconds"]:
+        if budget.kind == "time" and spent >= budget.amount:
             break
         out.append(counted[slot])
         spent += counted[slot].user_attrs.get("train_seconds", 0.0)
     return out
 
 
-def prefix_met(trials: list[FrozenTrial], budget: dict[str, Any]) -> bool:
+def prefix_met(trials: list[FrozenTrial], budget: Budget) -> bool:
     """Whether a prefix spends its whole budget (N trials; at least the budget's seconds)."""
-    if budget["kind"] == "trials":
-        return len(trials) >= budget["trials"]
-    return sum(t.user_attrs.get("train_seconds", 0.0) for t in trials) >= budget["seconds"]
+    if budget.kind == "trials":
+        return len(trials) >= budget.amount
+    return sum(t.user_attrs.get("train_seconds", 0.0) for t in trials) >= budget.amount
 
 
 def enqueue_discarded_slots(study: optuna.Study, tune: TuneConfig) -> int:
@@ -293,7 +277,7 @@ def over_budget(study: optuna.Study, tune: TuneConfig, number: int) -> bool:
 def budget_met(study: optuna.Study, tune: TuneConfig) -> bool:
     """Whether the sweep is done: slots 0 … trials−1 counted, or the counted seconds spent."""
     if tune.budget == "trials":
-        return prefix_met(prefix(study, budget_amount(tune)), budget_amount(tune))
+        return prefix_met(prefix(study, Budget.of(tune)), Budget.of(tune))
     return tally(study).seconds >= tune.seconds
 
 

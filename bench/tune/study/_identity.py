@@ -5,6 +5,7 @@ The budget's amount is not part of it: a study serves every budget as a prefix o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,32 @@ from bench.utils.io import sha256_file
 from bench.utils.runtime import derive_seed
 
 
+@dataclass(frozen=True)
+class StudyName:
+    """``<dataset>/<student>/<teacher or none>/<method>/<budget kind>[/r<repeat>]``, made and read here."""
+
+    dataset: str
+    student: str
+    teacher: str  # "none" for a method without a teacher
+    method: str
+    kind: str  # the budget's kind: trials or time
+    repeat: int = 0
+
+    def __str__(self) -> str:
+        name = "/".join((self.dataset, self.student, self.teacher, self.method, self.kind))
+        return name + (f"/r{self.repeat}" if self.repeat else "")  # repeat 0: no suffix
+
+    @classmethod
+    def parse(cls, name: str) -> StudyName | None:
+        """The parts of a segkd-bench study's name; None for any other name (another tool's study,
+        or one named before budgets became prefixes, ``…/trials20``)."""
+        parts = name.split("/")
+        repeat = parts[5].removeprefix("r") if len(parts) == 6 else "0"
+        if len(parts) not in (5, 6) or not repeat.isdigit() or parts[4] not in ("trials", "time"):
+            return None
+        return cls(*parts[:5], repeat=int(repeat))
+
+
 def study_name(cfg: RunConfig) -> str:
     """``<dataset>/<student>/<teacher or none>/<method>/<budget kind>``, e.g. ``synthetic/…/kd/trials``.
 
@@ -25,8 +52,8 @@ def study_name(cfg: RunConfig) -> str:
     budgets are different studies (``…/trials`` and ``…/time``).
     """
     teacher = cfg.teacher.name if needs_teacher(cfg) else "none"
-    name = "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, cfg.tune.budget))
-    return name + (f"/r{cfg.tune.repeat}" if cfg.tune.repeat else "")  # repeat 0: no suffix
+    parts = (cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, str(cfg.tune.budget))
+    return str(StudyName(*parts, repeat=cfg.tune.repeat))
 
 
 def repeat_overrides(overrides: list[str], repeat: int) -> list[str]:

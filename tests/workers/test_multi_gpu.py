@@ -23,7 +23,7 @@ from bench.workers.multi_gpu import TorchrunTrial, TrialProcessError, check_gpus
 from bench.workers.slurm import slurm_parameters
 
 from ..conftest import sweep_args, tiny_config
-from ..test_distributed import ROOT, SAME, TOLERANCE
+from ..engine.test_distributed import ROOT, SAME, TOLERANCE
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:

@@ -9,7 +9,7 @@ from PIL import Image
 from bench.check_data import main
 from bench.cli import run_cli
 
-from .layouts import WRITERS
+from .data.layouts import WRITERS
 
 
 def _check(root, name: str, *overrides: str) -> int:

@@ -13,9 +13,9 @@ import torch
 
 from bench.engine.trainer import train_run
 
-from .conftest import TINY, tiny_config
+from ..conftest import TINY, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Dropout draws its masks from each rank's RNG: off, so that the two runs can be compared exactly.
 SAME = [
     "train.batch_size=4",

@@ -9,7 +9,7 @@ from bench.config.compose import config_hash
 from bench.engine.trainer import train_run
 from bench.errors import ConfigError
 
-from .conftest import tiny_config
+from ..conftest import tiny_config
 
 # 6 steps, logged every 2, validated at step 3: three training logs and one intermediate validation.
 LOGGED = ["train.val_interval=3"]

@@ -8,7 +8,7 @@ from bench.config import RunConfig
 from bench.config.compose import conf_dir, config_hash, load_config, to_dict
 from bench.errors import ConfigError
 
-from .conftest import tiny_config
+from ..conftest import tiny_config
 
 
 def _options(group: str) -> list[str]:

@@ -10,7 +10,7 @@ from bench.data import build_split
 from bench.engine.trainer import train_run
 from bench.errors import DataError
 
-from .conftest import TINY_TRAIN
+from ..conftest import TINY_TRAIN
 
 
 def _write_pair(root, split, stem, size=(32, 32), label_size=None, palette=False):

@@ -81,7 +81,7 @@ def test_local_encoder_weights_are_recorded_with_their_hash(tmp_path):
     from bench.engine.trainer import train_run
     from bench.utils.io import sha256_file
 
-    from .conftest import tiny_config
+    from ..conftest import tiny_config
 
     cfg = _preset("student", "deeplabv3_tiny")
     torch.save(build_model(cfg, 7).net.encoder.state_dict(), tmp_path / "enc.pth")

@@ -6,7 +6,7 @@ from bench.config.compose import load_config
 from bench.data import build_split
 from bench.data.sets.synthetic import SyntheticShapes
 
-from .conftest import TINY
+from ..conftest import TINY
 
 
 def _cfg(*overrides):

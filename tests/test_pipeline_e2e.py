@@ -17,7 +17,7 @@ from bench.report.table import COLUMNS
 from bench.tune.finals import run_finals
 from bench.tune.runner import run_sweep
 
-from ..conftest import sweep_args
+from .conftest import sweep_args
 
 pytestmark = pytest.mark.slow  # sweeps, finals and the notebook end to end
 

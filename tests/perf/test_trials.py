@@ -6,7 +6,7 @@ import pytest
 
 from bench.perf import step, trials
 
-from .conftest import TINY_SYNTHETIC
+from ..conftest import TINY_SYNTHETIC
 
 
 @pytest.mark.slow
