@@ -40,7 +40,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
+.PHONY: help setup train teacher maskd-tokens baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -80,6 +80,9 @@ train: $(STAMP) ## one student run
 
 teacher: $(STAMP) ## train the teacher, stored under results/teachers/
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
+
+maskd-tokens: $(STAMP) ## MasKD stage 1: tokens on the teacher, stored by its SHA-256
+	$(BIN)/python -m bench.maskd_tokens $(presets) $(ARGS)
 
 baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)

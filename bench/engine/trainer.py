@@ -114,6 +114,9 @@ class Trainer:
             batch_size=cfg.train.batch_size,
             input_size=input_size,
             feature_size=(input_size[0] // stride, input_size[1] // stride),
+            teacher_checkpoint=(self.teacher_info["path"], self.teacher_info["sha256"])
+            if self.teacher_info
+            else None,
         )
         self.objective = Objective(cfg.method, ctx).to(self.device)
         if teacher_model is not None:

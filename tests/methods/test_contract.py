@@ -31,6 +31,8 @@ CHEAP = {
     # Not cheaper but a shape constraint: D_t must be a multiple of the channel groups (16 released),
     # and the stages built here have 2 (student) and 3 (teacher) channels.
     "afdcd": {"groups": 1},
+    # No teacher checkpoint here, so no trained tokens: the release's random init of the same shape.
+    "maskd": {"tokens": "random"},
 }
 
 
