@@ -53,7 +53,7 @@ help:
 	@echo "Variables:"
 	@awk '/^## [A-Z]+ / {sub(/^## /, "  "); print}' $(MAKEFILE_LIST)
 
-## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, folder
+## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, coco_stuff164k, folder
 ## METHOD   baseline (default) or a KD method, e.g. kd, ifvd, skd_pair (see conf/method/)
 ## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
 ## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101

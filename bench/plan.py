@@ -40,10 +40,13 @@ from bench.utils.logs import setup_logging
 
 log = logging.getLogger("bench")
 
-REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid", "coco_stuff164k")
 # Typical evaluation image (height, width) per dataset: Cityscapes and CamVid have one size; ADE20K and
 # VOC vary (ADE20K val: mostly 512 on the short side; VOC: at most 500 on the long side).
-EVAL_SIZES = {"cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480)}
+EVAL_SIZES = {
+    "cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480),
+    "coco_stuff164k": (480, 640),  # COCO 2017: mostly 640 on the long side
+}  # fmt: skip
 DEFAULT_TFLOPS = 60.0  # assumed sustained bf16 throughput: ~20 % of an A100's 312 TFLOP/s dense peak
 BYTES = 4  # fp32 weights (and SGD momentum) in checkpoints
 

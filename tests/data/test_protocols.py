@@ -10,15 +10,19 @@ from bench.config.compose import load_config
 from bench.errors import ConfigError
 from bench.teacher import teacher_config
 
-DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+DATASETS = ("cityscapes", "ade20k", "voc", "camvid", "coco_stuff164k")
 
 # CIRKD (winycg/CIRKD train_baseline.py defaults and train_scripts/*): the crop per dataset.
-CIRKD_CROPS = {"cityscapes": [512, 1024], "ade20k": [512, 512], "voc": [512, 512], "camvid": [360, 360]}
+CIRKD_CROPS = {
+    "cityscapes": [512, 1024], "ade20k": [512, 512], "voc": [512, 512], "camvid": [360, 360],
+    "coco_stuff164k": [512, 512],
+}  # fmt: skip
 # mmseg configs: (batch = GPUs × images per GPU, crop, RandomResize base scale).
 MMSEG = {
     "cityscapes": (8, [512, 1024], [2048, 1024]),
     "ade20k": (16, [512, 512], [2048, 512]),
     "voc": (16, [512, 512], [2048, 512]),
+    "coco_stuff164k": (16, [512, 512], [2048, 512]),
 }
 
 
@@ -112,6 +116,7 @@ CIRKD_V2 = {
     "cityscapes": (8, 0.01, [512, 1024]),
     "ade20k": (16, 0.02, [512, 512]),
     "voc": (16, 0.02, [512, 512]),
+    "coco_stuff164k": (16, 0.02, [512, 512]),
 }
 
 
