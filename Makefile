@@ -48,7 +48,7 @@ help:
 	@echo "segkd-bench: make <target> [VARIABLE=value ...]"
 	@echo
 	@echo "Targets:"
-	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables:"
 	@awk '/^## [A-Z]+ / {sub(/^## /, "  "); print}' $(MAKEFILE_LIST)

@@ -122,3 +122,13 @@ def test_stage_one_then_a_maskd_sweep_end_to_end(tmp_path, teachers_dir):
     assert meta["iterations"] == 5 and meta["teacher_sha256"] == sha256_file(path)
     sweep = run_sweep(sweep_args(tmp_path, own, "method=maskd", "tune.trials=1"))
     assert len(st.tally(sweep.study).counted) == 1
+
+
+def test_stage_one_takes_its_own_iterations_key_and_refuses_a_bad_one():
+    from bench.maskd_tokens import ITERATIONS, split_iterations
+
+    assert split_iterations(["dataset=voc", "iterations=25"]) == (25, ["dataset=voc"])
+    assert split_iterations(["dataset=voc"]) == (ITERATIONS, ["dataset=voc"])
+    for bad in ("iterations=0", "iterations=x", "iterations=-3"):
+        with pytest.raises(ConfigError, match="give a positive whole number"):
+            split_iterations([bad])
