@@ -40,7 +40,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
+.PHONY: help setup train teacher maskd-tokens baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -48,12 +48,12 @@ help:
 	@echo "segkd-bench: make <target> [VARIABLE=value ...]"
 	@echo
 	@echo "Targets:"
-	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables:"
 	@awk '/^## [A-Z]+ / {sub(/^## /, "  "); print}' $(MAKEFILE_LIST)
 
-## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, folder
+## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, coco_stuff164k, folder
 ## METHOD   baseline (default) or a KD method, e.g. kd, ifvd, skd_pair (see conf/method/)
 ## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
 ## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101
@@ -80,6 +80,9 @@ train: $(STAMP) ## one student run
 
 teacher: $(STAMP) ## train the teacher, stored under results/teachers/
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
+
+maskd-tokens: $(STAMP) ## MasKD stage 1: tokens on the teacher, stored by its SHA-256
+	$(BIN)/python -m bench.maskd_tokens $(presets) $(ARGS)
 
 baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)

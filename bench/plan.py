@@ -46,10 +46,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bench")
 
-REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid", "coco_stuff164k")
 # Typical evaluation image (height, width) per dataset: Cityscapes and CamVid have one size; ADE20K and
 # VOC vary (ADE20K val: mostly 512 on the short side; VOC: at most 500 on the long side).
-EVAL_SIZES = {"cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480)}
+EVAL_SIZES = {
+    "cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480),
+    "coco_stuff164k": (480, 640),  # COCO 2017: mostly 640 on the long side
+}  # fmt: skip
 DEFAULT_TFLOPS = 60.0  # assumed sustained bf16 throughput: ~20 % of an A100's 312 TFLOP/s dense peak
 BYTES = 4  # fp32 weights (and SGD momentum) in checkpoints
 
@@ -242,9 +245,11 @@ def plan_dataset(
             f"{teacher_path(t)} exists" if exists else "",
         )
     )  # fmt: skip
-    finals = []
+    finals, tokens_for = [], []
     for method in methods:
         cfg = load_config([*overrides, f"method={method}"])
+        if uses_teacher_tokens(cfg):
+            tokens_for.append(method)
         _, held, val = split_sizes(cfg)
         step, image = timing.step(cfg), timing.eval_image(cfg)
         trial_steps = st.trial_iterations(cfg)
@@ -263,7 +268,34 @@ def plan_dataset(
             Row(cfg.dataset.name, "finals", method, cfg.tune.final_seeds, cfg.train.iterations, step, 1, val,
                 image, cfg.tune.final_seeds * 3 * BYTES * params)
         )  # fmt: skip
+    if tokens_for:
+        rows.append(tokens_row(t, timing, tokens_for))
     return rows + finals
+
+
+def uses_teacher_tokens(cfg: RunConfig) -> bool:
+    """Whether a run needs MasKD tokens trained on its teacher (``make maskd-tokens``)."""
+    return any(
+        (term.term or key) == "maskd" and getattr(term, "tokens", "teacher") == "teacher"
+        for key, term in cfg.method.terms.items()
+    )
+
+
+def tokens_row(t: RunConfig, timing: Timing, methods: Sequence[str]) -> Row:
+    """MasKD stage 1 on the teacher: one run of the release's 10,000 iterations, unless stored.
+
+    A token step is the teacher's forward (no gradient through the network; the tokens are T×C
+    numbers): a third of the teacher's training step, as the estimates count forward + backward.
+    """
+    from bench.maskd_tokens import ITERATIONS
+    from bench.methods.terms.maskd import tokens_path
+    from bench.utils.io import sha256_file
+
+    path = teacher_path(t)
+    stored = path.is_file() and tokens_path(path, sha256_file(path)).is_file()
+    note = "stored" if stored else f"make maskd-tokens, for {', '.join(methods)}"
+    return Row(t.dataset.name, "teacher", "maskd_tokens", 0 if stored else 1, ITERATIONS, timing.step(t) / 3,
+               0, 0, 0.0, 0.0, note)  # fmt: skip
 
 
 def format_plan(rows: Sequence[Row], header: Sequence[str]) -> str:

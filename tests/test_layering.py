@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
         (
             "bench.train",
             "bench.teacher",
+            "bench.maskd_tokens",
             "bench.sweep",
             "bench.final",
             "bench.status",

@@ -75,3 +75,30 @@ def test_flop_estimate_is_stated_and_adds_the_teacher_forward():
     assert estimate.step(base) == pytest.approx(base.train.batch_size * 3 * student / 10e12)
     text = main(["dataset=synthetic", "method=kd", "--estimate", "--tflops", "10"])
     assert "ESTIMATES, not measurements" in text and "10 TFLOP/s" in text
+
+
+def test_plan_prices_maskd_tokens_once_per_teacher_until_stored(tmp_path, capsys):
+    from bench.methods.terms.maskd import tokens_path
+    from bench.utils.io import sha256_file
+
+    common = ["tune.trials=2", "tune.trial_iterations=10", f"teachers_dir={tmp_path}"]
+    rows = _rows(main(["dataset=synthetic", "method=maskd,kd", *common], timing=Fixed()))
+    tokens = rows[("teacher", "maskd_tokens")]
+    # one run of the release's 10,000 iterations at a third of the teacher's step (its forward only)
+    assert tokens[3:6] == ["1", "10000", f"{500 / 3:.1f}"]
+    assert float(tokens[8]) == pytest.approx(10000 * 0.5 / 3 / 3600, abs=0.05)
+    assert "for maskd" in " ".join(tokens) and "kd" not in tokens[12:]
+    assert ("teacher", "maskd_tokens") not in _rows(
+        main(["dataset=synthetic", "method=kd", *common], timing=Fixed())
+    )
+    teacher = tmp_path / "synthetic" / "deeplabv3_small.pt"
+    teacher.parent.mkdir()
+    teacher.write_bytes(b"teacher")
+    rows = _rows(main(["dataset=synthetic", "method=maskd", *common], timing=Fixed()))
+    assert rows[("teacher", "maskd_tokens")][3] == "1"  # a teacher but no tokens yet
+    stored = tokens_path(teacher, sha256_file(teacher))
+    stored.parent.mkdir()
+    stored.write_bytes(b"")
+    rows = _rows(main(["dataset=synthetic", "method=maskd", *common], timing=Fixed()))
+    assert rows[("teacher", "maskd_tokens")][3] == "0"
+    capsys.readouterr()

@@ -30,10 +30,17 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def term_context(
-    cfg: RunConfig, student: Segmenter, teacher: Segmenter | None, input_size: tuple[int, int]
+    cfg: RunConfig,
+    student: Segmenter,
+    teacher: Segmenter | None,
+    input_size: tuple[int, int],
+    teacher_checkpoint: tuple[str, str] | None = None,
+    cost_only: bool = False,
 ) -> TermContext:
-    """What the loss terms are built from: classes, the networks' tap widths, the schedule length and
-    the sizes of the training input and of the heads' feature maps."""
+    """What the loss terms are built from: classes, the networks' tap widths, the schedule length,
+    the sizes of the training input and of the heads' feature maps, the teacher's checkpoint (path,
+    SHA-256; terms with state trained on it, MasKD's tokens, look theirs up by it) and whether the
+    networks are random ones built only to time the step (``cost_only``)."""
     stride = (teacher or student).head_stride
     return TermContext(
         num_classes=cfg.dataset.num_classes,
@@ -45,6 +52,8 @@ def term_context(
         batch_size=cfg.train.batch_size,
         input_size=tuple(input_size),
         feature_size=(input_size[0] // stride, input_size[1] // stride),
+        teacher_checkpoint=teacher_checkpoint,
+        cost_only=cost_only,
     )
 
 
@@ -85,10 +94,14 @@ class TrainingStep:
         input_size: tuple[int, int],
         forward: nn.Module | None = None,
         dist: distributed.DistContext | None = None,
+        teacher_checkpoint: tuple[str, str] | None = None,
+        cost_only: bool = False,
     ) -> TrainingStep:
         """The step of ``cfg`` for these networks (on ``device`` already); ``forward`` defaults to the
-        student itself (the trainer passes its DDP-wrapped or compiled module)."""
-        objective = Objective(cfg.method, term_context(cfg, student, teacher, input_size)).to(device)
+        student itself (the trainer passes its DDP-wrapped or compiled module); the last two as in
+        :func:`term_context`."""
+        ctx = term_context(cfg, student, teacher, input_size, teacher_checkpoint, cost_only)
+        objective = Objective(cfg.method, ctx).to(device)
         frozen = FrozenTeacher(teacher, objective.teacher_taps) if teacher is not None else None
         optimizer = build_optimizer(param_groups(cfg, student, objective), cfg.train.optimizer)
         t = cfg.train
@@ -145,4 +158,5 @@ def untrained_step(cfg: RunConfig, device: torch.device, input_size: tuple[int, 
         teacher = build_model(replace(cfg.teacher, encoder_weights=None), n, role="teacher").to(device)
         teacher.to(memory_format=fmt).eval().requires_grad_(False)
     forward = torch.compile(student) if cfg.train.compile else student
-    return TrainingStep.build(cfg, student, teacher, device, input_size, forward)
+    # random networks: terms' trained state (MasKD tokens) is random of its shape
+    return TrainingStep.build(cfg, student, teacher, device, input_size, forward, cost_only=True)

@@ -101,7 +101,16 @@ class Trainer:
             self.teacher_info = {"path": str(path), "sha256": digest}
         input_size = tuple(cfg.train.crop_size or _sample_size(self.train_set))
         self.training_step = TrainingStep.build(
-            cfg, self.student, teacher_model, self.device, input_size, self.train_student, self.dist
+            cfg,
+            self.student,
+            teacher_model,
+            self.device,
+            input_size,
+            self.train_student,
+            self.dist,
+            teacher_checkpoint=(self.teacher_info["path"], self.teacher_info["sha256"])
+            if self.teacher_info
+            else None,
         )
         step = self.training_step  # what the step updates, under the names the checkpoints use
         self.objective, self.teacher = step.objective, step.teacher

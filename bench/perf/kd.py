@@ -142,6 +142,7 @@ def make_context(s: Settings) -> TermContext:
         batch_size=s.batch,
         input_size=s.input_size,
         feature_size=s.size,
+        cost_only=True,  # random taps: terms' trained state (MasKD tokens) is random of its shape
     )
 
 

@@ -3,6 +3,7 @@ same step (loss terms, their context, optimizer groups, schedule, grad scaler) f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -20,7 +21,8 @@ def signature(step: TrainingStep) -> dict[str, Any]:
     return {
         "parts": obj.part_names,
         "terms": {k: (type(t).__name__, t.cfg) for k, t in obj.terms.items()},
-        "context": obj.ctx,
+        # where a trained term state comes from: the trainer's teacher file, random state for timing
+        "context": replace(obj.ctx, teacher_checkpoint=None, cost_only=False),
         "teacher_taps": sorted(step.teacher.taps) if step.teacher is not None else None,
         "optimizer": type(step.optimizer).__name__,
         "groups": [
@@ -71,6 +73,8 @@ def test_trainer_plan_and_perf_build_the_same_step(tmp_path, teachers_dir):
     assert reference["scaler"] and reference["teacher_taps"]
     assert signature(calibrated) == reference
     assert signature(timed) == reference
+    assert trainer.objective.ctx.teacher_checkpoint is not None and not trainer.objective.ctx.cost_only
+    assert calibrated.objective.ctx.cost_only and timed.objective.ctx.cost_only
 
 
 def test_the_step_the_plan_times_trains_like_the_trainers(tmp_path, teachers_dir):

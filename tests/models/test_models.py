@@ -24,14 +24,16 @@ def test_taps_of_every_preset(group, name):
     h, w = 64, 96
     with torch.no_grad():
         taps = model(torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8))
-    head_stride = 4 if cfg.arch == "deeplabv3plus" else cfg.output_stride  # DeepLabV3+ decodes at 1/4
+    # DeepLabV3+ and SegFormer decode at 1/4 (SegFormer's output_stride is its input multiple, 32)
+    head_stride = 4 if cfg.arch in ("deeplabv3plus", "segformer") else cfg.output_stride
     channels = model.tap_channels()
     assert taps.logits_low.shape == (2, 5, h // head_stride, w // head_stride)
     assert taps.logits.shape == (2, 5, h, w)
     assert taps.feat.shape[:2] == (2, channels["feat"])
     assert taps.feat.shape[-2:] == taps.logits_low.shape[-2:]  # the classifier is a 1x1 conv on feat
     assert [s.shape[1] for s in taps.stages] == channels["stages"]
-    assert taps.stages[0].shape[-1] == w // 2  # highest resolution first
+    # highest resolution first; a MiT encoder has no stride-2 stage (its empty slot is left out)
+    assert taps.stages[0].shape[-1] == w // (4 if cfg.arch == "segformer" else 2)
     if cfg.aux_head:
         aux_stage = taps.stages[cfg.aux_stage]  # stages excludes the input; negative index is the same
         assert taps.aux_logits.shape == (2, 5, *aux_stage.shape[-2:])
