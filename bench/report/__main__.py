@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         tuning_curves,
         write_tables,
     )
+    from bench.report.tuning_curves import write_curves_table
 
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     written.extend(save_figure(gaps_figure(table), figures / "gaps.png"))
     written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
     written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
+    written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):
