@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
 
+    from bench.report.aggregate import write_aggregate
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
     from bench.report.table import (
         COLUMNS,
         budget_curves,
+        choose_studies,
         comparisons,
         final_runs,
         flags,
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
     written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
     written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
+    # across comparisons (two or more dataset × student × teacher): IQM, P(improvement), profiles
+    written.extend(write_aggregate(choose_studies(largest, args.study), args.out / "tables", figures))
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):

@@ -46,6 +46,7 @@ def _write(
     folder=None,
     tuning=None,
     teacher_sha=TEACHER,
+    dataset="synthetic",
     **settings,
 ):
     space = settings.pop("space", {"shared": SPACE["shared"], "method": KD_DIMS} if teacher else SPACE)
@@ -57,7 +58,7 @@ def _write(
     path = root / (folder or study) / f"seed{seed}" / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {
-        "dataset": "synthetic",
+        "dataset": dataset,
         "student": "tiny",
         "teacher": teacher,
         "method": method,
