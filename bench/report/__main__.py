@@ -36,12 +36,27 @@ def main(argv: list[str] | None = None) -> int:
         help="one table per budget, e.g. 5,10,20 (trials) or 600s,1200s (seconds); default: every "
         "budget the finals hold (make final TRIALS=N per budget; the studies are shared)",
     )
+    parser.add_argument(
+        "--compute-finals",
+        type=Path,
+        default=Path("results/finals_compute"),
+        help="compute-matched finals (make final-compute): Δ at equal compute beside Δ at equal iterations",
+    )
+    parser.add_argument(
+        "--fidelity",
+        type=Path,
+        default=Path("results/fidelity"),
+        help="make fidelity summaries: Spearman ρ of tuning vs final schedule per study",
+    )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
 
     from bench.report.aggregate import write_aggregate
+    from bench.report.compute import compute_table, side_by_side, write_compute_table
+    from bench.report.fidelity import fidelity_flags, fidelity_table, write_fidelity_table
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.pruning import pruning_check, pruning_flags
     from bench.report.table import (
         COLUMNS,
         budget_curves,
@@ -68,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for table in tables.values():  # its own column (bench.report.pruning), beside budget_check
+        table["pruning_check"] = pruning_check(table)
     written = []
     for budget, table in tables.items():
         written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
@@ -83,14 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
     # across comparisons (two or more dataset × student × teacher): IQM, P(improvement), profiles
     written.extend(write_aggregate(choose_studies(largest, args.study), args.out / "tables", figures))
+    matched = final_runs(args.compute_finals) if args.compute_finals.is_dir() else pd.DataFrame()
+    compute = compute_table(choose_studies(largest, args.study), matched)
+    if not compute.empty:
+        written.extend(write_compute_table(compute, args.out / "tables"))
+        print(f"\nequal iterations vs equal compute (budget {main_budget}):\n{side_by_side(compute)}")
+    fidelity = fidelity_table(args.fidelity)
+    if not fidelity.empty:
+        written.extend(write_fidelity_table(fidelity, args.out / "tables"))
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):
         for budget, shown in tables.items():
             print(f"\nbudget {budget}:")
             print(shown[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
-            for line in flags(shown):
+            for line in [*flags(shown), *pruning_flags(shown)]:
                 print(f"WARNING [{budget}]: {line}", file=sys.stderr)
+    for line in fidelity_flags(fidelity):
+        print(f"WARNING: {line}", file=sys.stderr)
     print("\n" + "\n".join(f"wrote {p}" for p in written))
     return 0
 
