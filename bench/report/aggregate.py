@@ -229,7 +229,7 @@ def aggregate_figure(table: pd.DataFrame, taus: np.ndarray, profiles: dict[str, 
 
     from bench.report.figures import plain_ticks
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 1.6 + 0.45 * max(len(table), 1)), squeeze=False)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 2.4 + 0.45 * max(len(table), 1)), squeeze=False)
     y = list(range(len(table)))
     panels = (
         ("iqm_delta", "IQM of Δ mIoU (points)", 0.0),
