@@ -40,7 +40,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher baseline sweep final final-compute fidelity status report plan check-data perf perf-kd perf-data demo test lint clean
+.PHONY: help setup train teacher baseline sweep final final-compute fidelity status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -126,6 +126,13 @@ test: $(STAMP) ## the test suite (what CI runs); ARGS="-m 'not slow'" for a quic
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
+
+# The documentation site (mkdocs-material + mkdocstrings); README.md is its home page.
+docs: $(STAMP) ## serve the documentation site at http://127.0.0.1:8000 (live reload)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-build: $(STAMP) ## build the documentation site into site/ (--strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Generated results (runs, teachers, demo); the virtual environment stays.
 clean: ## delete generated results (keeps .venv)

@@ -48,7 +48,7 @@ def choose_trials(values: dict[int, float], k: int, seed: int) -> tuple[list[int
 
 
 def main(overrides: list[str]) -> None:
-    from bench.config import load_config
+    from bench.config.compose import load_config
 
     cfg = load_config(overrides)  # a config error before the trainer's imports
 

@@ -10,7 +10,7 @@ from bench.cli import run_cli
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bench.tune.processes import Worker
+    from bench.workers.processes import Worker
 
 USAGE = """usage: python -m bench.final [--budgets N,N,...] [method=...] [dataset=...] [key=value ...]
 
@@ -90,7 +90,7 @@ def split_budgets_flag(args: list[str]) -> tuple[list[str], str]:
 
 
 def main(args: list[str]) -> None:
-    from bench.tune.processes import requested_workers, standby_workers
+    from bench.workers.processes import requested_workers, standby_workers
 
     overrides, budgets_text = split_budgets_flag(args)
     if COMPUTE_FLAG in overrides:  # compute-matched finals (bench.tune.compute_match): one process
@@ -108,7 +108,7 @@ PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
 def _run(
     overrides: list[str], budgets_text: str, standby: Sequence[Worker], compute_matched: bool = False
 ) -> None:
-    from bench.config import load_config
+    from bench.config.compose import load_config
 
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rest = [o for o in overrides if not o.startswith("method=")]

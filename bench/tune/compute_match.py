@@ -147,8 +147,7 @@ def compute_matched_jobs(
 
 def _matched_job(job: FinalJob, match: dict[str, Any], out_dir: Path) -> FinalJob:
     """``job`` at the matched iterations, its schedule stretched, its row under ``out_dir``."""
-    from bench.config import load_config
-    from bench.config.compose import config_hash, to_dict
+    from bench.config.compose import config_hash, load_config, to_dict
 
     train = to_dict(load_config(job.overrides))["train"]
     tag = job.output_dir.parent.name  # the budget tag, e.g. trials20
