@@ -40,9 +40,12 @@ def fidelity_flags(table: pd.DataFrame) -> list[str]:
     out = []
     for r in table.itertuples():
         if r.misranks:
+            why = (
+                "ties every configuration" if math.isnan(r.rho) else f"Spearman ρ {r.rho:.2f} < {r.threshold}"
+            )
             out.append(
-                f"{r.study}: the tuning schedule misranks configurations (Spearman ρ {r.rho:.2f} < "
-                f"{r.threshold}; make fidelity): its tuned best may not be the final schedule's best"
+                f"{r.study}: the tuning schedule misranks configurations ({why}; make fidelity): its "
+                "tuned best may not be the final schedule's best"
             )
         if not r.best_stays_best:
             out.append(
@@ -87,6 +90,7 @@ def summarise(
     tuning = [scores[n][0] for n in numbers]
     final = [scores[n][1] for n in numbers]
     rho, low, high = spearman(tuning, final)
+    tuning_tied = len(numbers) >= 2 and len(set(tuning)) == 1
     final_best = max(numbers, key=lambda n: (scores[n][1], -n))
     return {
         "study": study,
@@ -97,7 +101,9 @@ def summarise(
         "best_trial": best,
         "final_best_trial": final_best,
         "best_stays_best": final_best == best,
-        "misranks": not math.isnan(rho) and rho < RHO_THRESHOLD,
+        # ties at the tuning schedule leave ρ undefined: that schedule ranks nothing, a misranking too
+        "misranks": (not math.isnan(rho) and rho < RHO_THRESHOLD) or tuning_tied,
+        "tuning_tied": tuning_tied,
         "threshold": RHO_THRESHOLD,
         "top": top,
         "trials": {str(n): {"tuning": scores[n][0], "final": scores[n][1]} for n in numbers},
@@ -106,18 +112,26 @@ def summarise(
 
 def format_summary(s: dict[str, Any]) -> str:
     """``ρ = 0.71 [0.10, 0.93] over 6 configurations; the tuned best (#3) stays best``."""
-    interval = (
-        "no interval: fewer than 4 configurations"
-        if math.isnan(s["rho_ci_low"])
-        else f"95% CI [{s['rho_ci_low']:.2f}, {s['rho_ci_high']:.2f}]"
-    )
+    if math.isnan(s["rho"]):
+        which = "tuning" if s.get("tuning_tied") else "final"
+        interval = f"undefined: every configuration scored the same at the {which} schedule"
+    elif math.isnan(s["rho_ci_low"]):
+        interval = "no interval: fewer than 4 configurations"
+    else:
+        interval = f"95% CI [{s['rho_ci_low']:.2f}, {s['rho_ci_high']:.2f}]"
     best = (
         f"the tuned best (#{s['best_trial']}) stays best"
         if s["best_stays_best"]
         else f"the tuned best (#{s['best_trial']}) is NOT best at the final schedule "
         f"(#{s['final_best_trial']} is)"
     )
-    flag = f"; FLAG: ρ below {s['threshold']} — the short schedule misranks" if s["misranks"] else ""
+    flag = ""
+    if s["misranks"]:
+        flag = (
+            "; FLAG: the tuning schedule cannot tell the configurations apart"
+            if s.get("tuning_tied")
+            else f"; FLAG: ρ below {s['threshold']} — the short schedule misranks"
+        )
     return (
         f"{s['study']}: Spearman ρ = {s['rho']:.2f}, {interval}, over {s['configurations']} "
         f"configurations (tuning vs final schedule hold-out mIoU); {best}{flag}"

@@ -58,3 +58,19 @@ def test_summary_flags_a_misranking_schedule_and_a_lost_best(tmp_path):
     csv, md = write_fidelity_table(table, tmp_path / "tables")
     assert md.read_text().startswith("**WARNING") and csv.is_file()
     assert fidelity_table(tmp_path / "none").empty
+
+
+def test_ties_at_the_tuning_schedule_are_flagged_not_read_as_fewer_configurations():
+    """Every trial scored the same at the short schedule (as tiny trials do): ρ is undefined and the
+    short schedule ranks nothing — flagged, with the reason, not reported as 'fewer than 4'."""
+    from bench.report.fidelity import format_summary
+
+    tied = {0: (0.2, 0.1), 1: (0.2, 0.3), 2: (0.2, 0.2), 3: (0.2, 0.4)}
+    s = summarise("synthetic/tiny/none/baseline/trials", 0, tied, top=[0, 1])
+    assert math.isnan(s["rho"]) and s["tuning_tied"] and s["misranks"]
+    line = format_summary(s)
+    assert "undefined: every configuration scored the same at the tuning schedule" in line
+    assert "cannot tell the configurations apart" in line and "fewer than 4" not in line
+    final_tied = summarise("x", 0, {n: (0.1 * n, 0.3) for n in range(4)}, top=[3])
+    assert math.isnan(final_tied["rho"]) and not final_tied["misranks"]
+    assert "at the final schedule" in format_summary(final_tied)

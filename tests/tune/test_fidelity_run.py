@@ -32,6 +32,10 @@ def test_fidelity_retrains_top_and_random_trials_at_the_final_schedule(tmp_path,
         number = r["tuning"]["fidelity"]["trial"]
         assert summary["trials"][str(number)]["final"] == r["metrics"]["miou"]
     printed = capsys.readouterr().out
-    assert f"{study}: Spearman ρ = " in printed and "95% CI [" in printed
+    assert f"{study}: Spearman ρ = " in printed
+    if summary["tuning_tied"]:  # tiny trials can all score alike: then that is what it must say
+        assert "every configuration scored the same at the tuning schedule" in printed and summary["misranks"]
+    else:
+        assert "95% CI [" in printed
     fidelity_main(args)  # a rerun reuses the finished runs
     assert len(load_rows(tmp_path / "fidelity")) == 4
