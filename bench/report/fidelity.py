@@ -73,7 +73,7 @@ def spearman(tuning: list[float], final: list[float]) -> tuple[float, float, flo
     from scipy import stats
 
     n = len(tuning)
-    if n < 2:
+    if n < 2 or len(set(tuning)) == 1 or len(set(final)) == 1:  # ties everywhere: no ranking
         return math.nan, math.nan, math.nan
     rho = float(stats.spearmanr(tuning, final).statistic)
     if n < 4 or math.isnan(rho):
