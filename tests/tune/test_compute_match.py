@@ -76,7 +76,7 @@ def test_a_method_three_times_slower_trains_a_third_of_the_iterations(
     )
     table = pd.read_csv(out / "tables" / "compute_matched.csv")
     (kd,) = table.itertuples()
-    assert (kd.iterations, kd.matched_iterations, kd.seeds) == (12, 4, 3)
+    assert (kd.iterations, kd.matched_iterations, kd.pairs) == (12, 4, "3 seeds")
     assert kd.delta_iter != kd.delta_compute  # a third of the training: another verdict
     for col in ("delta_iter", "delta_compute"):
         low, high = getattr(kd, f"{col}_ci_low"), getattr(kd, f"{col}_ci_high")
@@ -96,3 +96,38 @@ def test_a_method_three_times_slower_trains_a_third_of_the_iterations(
         (j.output_dir / "result.json").unlink()
     with pytest.raises(ConfigError, match="run `make final` first"):
         step_time(jobs)
+
+
+def test_with_repeats_the_compute_table_pairs_repeat_means_and_lists_each_repeats_match():
+    """The comparison table's model with repeats (paired repeat means, t over repeats), and the
+    matched iterations of each repeat (they follow each repeat's own measured step times)."""
+    from bench.report.compute import compute_table
+
+    def run(method, repeat, seed, miou, match=None):
+        tuning = {"compute_matched": match} if match else {}
+        teacher = None if method == "baseline" else "big"
+        return dict(dataset="s", student="t", teacher=teacher, method=method, budget="trials4",
+                    repeat=repeat, seed=seed, miou=miou, tuning=tuning)  # fmt: skip
+
+    match = {0: (27, 449.0), 1: (49, 395.5)}
+    equal, matched = [], []
+    for r, base in ((0, 20.0), (1, 22.0)):
+        for seed in (0, 1):
+            equal.append(run("baseline", r, seed, base + seed))
+            equal.append(run("kd", r, seed, base + seed + 1 + r))  # Δ per repeat: 1, 2
+            its, ms = match[r]
+            m = {
+                "iterations": its,
+                "reference_iterations": 300,
+                "baseline_step_ms": 40.0,
+                "method_step_ms": ms,
+            }
+            matched.append(run("kd", r, seed, base + seed - 3 * (r + 1), m))  # Δ per repeat: −3, −6
+    matched.append(run("kd", 0, 9, 99.0, m))  # a seed the baseline has no run of: left out
+    (row,) = compute_table(pd.DataFrame(equal), pd.DataFrame(matched)).itertuples()
+    assert row.pairs == "2 repeats" and row.matched_iterations == "27; 49"
+    assert row.method_step_ms == "449.0; 395.5" and row.baseline_step_ms == 40.0
+    assert row.delta_iter == pytest.approx(1.5) and row.delta_compute == pytest.approx(-4.5)
+    # t over the 2 repeat means: Δ ± t_.975,1 · sd/√2, sd of (−3, −6) = 3/√2
+    half = 12.706204736174707 * (3 / math.sqrt(2)) / math.sqrt(2)
+    assert (row.delta_compute_ci_low, row.delta_compute_ci_high) == pytest.approx((-4.5 - half, -4.5 + half))
