@@ -40,7 +40,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher maskd-tokens baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -92,6 +92,12 @@ sweep: $(STAMP) ## tune METHOD with the same budget (LAUNCHER=slurm: workers as 
 
 final: $(STAMP) ## retrain each stored study's best configuration over SEEDS (BUDGETS=5,10,20: per budget)
 	@$(BIN)/python -m bench.final $(if $(BUDGETS),--budgets $(BUDGETS)) $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
+final-compute: $(STAMP) ## after make final: KD finals retrained at the baseline's measured compute (results/finals_compute)
+	@$(BIN)/python -m bench.final --compute-matched $(if $(BUDGETS),--budgets $(BUDGETS)) $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
+fidelity: $(STAMP) ## does the tuning schedule rank like the final one? top-k + k random trials retrained (tune.fidelity_k)
+	@$(BIN)/python -m bench.fidelity $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)

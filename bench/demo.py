@@ -75,6 +75,7 @@ def main(overrides: list[str]) -> None:
         tuning_curves,
         write_tables,
     )
+    from bench.report.tuning_curves import write_curves_table
     from bench.teachers import load_teacher, read_teacher_meta, teacher_path
     from bench.tune.finals import run_finals
     from bench.tune.runner import run_sweeps
@@ -112,6 +113,7 @@ def main(overrides: list[str]) -> None:
         *save_figure(gaps_figure(table), RESULTS / "figures" / "gaps.png"),
         *save_figure(tuning_curves_figure(tuning_curves(runs)), RESULTS / "figures" / "tuning_curves.png"),
         *save_figure(budget_curves_figure(budget_curves(runs)), RESULTS / "figures" / "budget_curves.png"),
+        *write_curves_table(budget_curves(runs), RESULTS / "tables"),
     ]
     repeats = t_cfg.tune.repeats
     print(f"\nsegkd-bench demo: synthetic data, {time.perf_counter() - start:.0f} s, {repeats} repeats")

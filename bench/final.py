@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli import run_cli
@@ -21,9 +22,15 @@ study's final runs compose the config its sweep was run with. Finished runs are 
 
 The budget: a study serves every budget as the prefix of its trials. By default each study is
 finalised at the largest budget its sweeps asked for; tune.trials=N (tune.seconds=S) picks one, and
---budgets 5,10,20 (or 600s,1200s) finalises each of several budgets in turn."""
+--budgets 5,10,20 (or 600s,1200s) finalises each of several budgets in turn.
+
+--compute-matched (make final-compute, after make final): each KD study's finals retrain for the
+iterations that cost what the baseline's finals cost, iterations × baseline step time / method step
+time (measured in their finals), the schedule stretched alike; rows go to results/finals_compute."""
 
 SELECTORS = ("dataset", "student", "teacher")
+COMPUTE_FLAG = "--compute-matched"
+COMPUTE_DIR = Path("results/finals_compute")
 
 
 def study_groups(names: list[str], given: dict[str, str], method: str | None, kind: str | None) -> list[dict]:
@@ -79,6 +86,9 @@ def main(args: list[str]) -> None:
     from bench.workers.processes import requested_workers, standby_workers
 
     overrides, budgets_text = split_budgets_flag(args)
+    if COMPUTE_FLAG in overrides:  # compute-matched finals (bench.tune.compute_match): one process
+        _run([o for o in overrides if o != COMPUTE_FLAG], budgets_text, (), compute_matched=True)
+        return
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
         _run(overrides, budgets_text, standby)
@@ -88,7 +98,9 @@ def main(args: list[str]) -> None:
 PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
 
 
-def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> None:
+def _run(
+    overrides: list[str], budgets_text: str, standby: Sequence[Worker], compute_matched: bool = False
+) -> None:
     from bench.config.compose import load_config
     from bench.config.overrides import Overrides
 
@@ -102,6 +114,7 @@ def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> 
 
     from bench.report.table import parse_budgets
     from bench.tune import study as st
+    from bench.tune.compute_match import run_compute_matched
     from bench.tune.finals import run_finals
 
     budgets = parse_budgets(budgets_text)
@@ -124,12 +137,15 @@ def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> 
         for budget in budgets or [None]:
             chosen = budget.overrides() if budget else [f"tune.budget={g['kind']}"]
             at_requested = budget is None and not amount_given
-            rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
+            if compute_matched:
+                rows += run_compute_matched([*rest, *selection, *chosen], method, COMPUTE_DIR, at_requested)
+            else:
+                rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
     print(f"\n{len(rows)} final runs")
 
 
 def cli() -> None:
-    run_cli(main, "run", USAGE, flags=("--budgets",))
+    run_cli(main, "run", USAGE, flags=("--budgets", COMPUTE_FLAG))
 
 
 if __name__ == "__main__":

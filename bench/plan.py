@@ -62,7 +62,7 @@ class Row:
     """One line of the plan: ``runs`` trainings of ``iterations`` steps, each with ``evals`` validations."""
 
     dataset: str
-    stage: str  # teacher | study | finals
+    stage: str  # teacher | study | finals | fidelity (optional, not in the totals)
     method: str
     runs: int
     iterations: int
@@ -267,6 +267,12 @@ def plan_dataset(
         finals.append(
             Row(cfg.dataset.name, "finals", method, cfg.tune.final_seeds, cfg.train.iterations, step, 1, val,
                 image, cfg.tune.final_seeds * 3 * BYTES * params)
+        )  # fmt: skip
+        # make fidelity (optional): top-k + k random trials at the final schedule on the tuning split
+        fidelity_runs = 2 * cfg.tune.fidelity_k
+        finals.append(
+            Row(cfg.dataset.name, "fidelity", method, fidelity_runs, cfg.train.iterations, step, 1, held,
+                image, fidelity_runs * 3 * BYTES * params, "optional: make fidelity")
         )  # fmt: skip
     if tokens_for:
         rows.append(tokens_row(t, timing, tokens_for))

@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.maskd_tokens",
             "bench.sweep",
             "bench.final",
+            "bench.fidelity",
             "bench.status",
             "bench.demo",
             "bench.plan",

@@ -57,6 +57,11 @@ def test_plan_arithmetic(tmp_path, capsys):
     hours["teacher"] = teacher_cfg.train.iterations * 0.5 + 10 * 0.1
     total = sum(hours.values()) / 3600
     assert f"synthetic total: {total:,.1f} GPU-h (teacher {hours['teacher'] / 3600:,.1f}" in text
+    # make fidelity, priced but optional (not in the total): 2 × tune.fidelity_k runs at the final
+    # schedule on the tuning split, one validation on the 20 hold-out images each
+    fidelity = next(line.split() for line in text.splitlines() if line.split()[1:3] == ["fidelity", "kd"])
+    assert fidelity[3:8] == ["6", "300", "500.0", "1", "20"]
+    assert float(fidelity[8]) == pytest.approx(6 * (300 * 0.5 + 20 * 0.1) / 3600, abs=0.05)
     # a teacher already trained costs nothing
     (tmp_path / "synthetic").mkdir()
     (tmp_path / "synthetic" / "deeplabv3_small.pt").write_bytes(b"")

@@ -288,6 +288,9 @@ class TuneConfig:
     finals_dir: str = "results/finals"
     keep_trial_checkpoints: bool = False  # trials keep only result.json unless true
     final_seeds: int = 3  # finals: seeds 0 .. final_seeds-1, the same list for every method
+    # make fidelity: retrain the top-k and k random completed trials at the final schedule (2k runs)
+    fidelity_k: int = 3
+    fidelity_dir: str = "results/fidelity"
     repeats: int = 1  # independent studies per method (make sweep runs repeats 0 .. repeats-1)
     repeat: int = 0  # this study's repeat: sampler and hold-out seeds derived from (seed, repeat)
 

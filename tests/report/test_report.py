@@ -46,6 +46,7 @@ def _write(
     folder=None,
     tuning=None,
     teacher_sha=TEACHER,
+    dataset="synthetic",
     **settings,
 ):
     space = settings.pop("space", {"shared": SPACE["shared"], "method": KD_DIMS} if teacher else SPACE)
@@ -57,7 +58,7 @@ def _write(
     path = root / (folder or study) / f"seed{seed}" / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {
-        "dataset": "synthetic",
+        "dataset": dataset,
         "student": "tiny",
         "teacher": teacher,
         "method": method,
@@ -120,10 +121,14 @@ def test_comparison_table(finals):
     assert base.extra_dims == ""
     assert kd.undertuned and not base.undertuned  # +10 points in the last trial, far above the seed sd
     assert kd.budget_check == "ok" and base.budget_check == "ok"
-    # kd's expected best after 4 trials, 0.3 + 0.2·(1 − (3/4)⁴) = 0.437, is above anything the
-    # baseline reaches (its best is 0.4); fitnet's equals the baseline's at k = 4
-    assert kd.crossover_trials == "not within 4" and table.loc["fitnet"].crossover_trials == "4"
-    assert base.crossover_trials == ""
+    # Median tuning curves (bench.report.tuning_curves): kd's median best of 4 trials is 50 (the
+    # median of the best of 4 is F⁻¹(0.5^¼ ≈ 0.84) and F(30) = 0.75), above anything the baseline
+    # reaches (its best is 40); fitnet's trials equal the baseline's, whose median best of 1 trial is
+    # already 40 (3 of 4 trials score 40). With 4 trials the exact bands cannot bound the upper curve:
+    # the crossover may lie anywhere from 1 to beyond 4.
+    assert kd.crossover_trials == "not within 4" and table.loc["fitnet"].crossover_trials == "1"
+    assert kd.crossover_ci == "[1, not within 4]" == table.loc["fitnet"].crossover_ci
+    assert base.crossover_trials == "" and base.crossover_ci == ""
     assert (
         table.loc["fitnet"].budget_check == "3 counted trials for a budget of 4; 3 trials vs the baseline's 4"
     )
@@ -283,7 +288,17 @@ def test_report_writes_tables_and_figures(finals, tmp_path, capsys):
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         assert f"wrote {out / 'figures' / name}.pdf" in printed.out
-    assert "crossover_trials" in csv.columns
+    assert "crossover_trials" in csv.columns and "crossover_ci" in csv.columns
+    curves = pd.read_csv(out / "tables" / "budget_curves.csv")  # the budget curves as numbers
+    assert sorted(set(curves["method"])) == ["baseline", "fitnet", "kd"] and list(curves["k"][:4]) == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert curves[curves.method == "kd"]["expected_unbiased"].iloc[-1] == pytest.approx(
+        50.0
+    )  # kd's best trial
     err = printed.err
     assert "fitnet: 3 counted trials for a budget of 4" in err and "kd: undertuned" in err
 
