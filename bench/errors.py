@@ -27,6 +27,15 @@ class ConfigError(BenchError):
     """A config value is missing, misspelled, of the wrong type or inconsistent."""
 
 
+class UnavailableError(ConfigError):
+    """Something every run needs cannot be had here (pretrained weights offline, a weights file
+    missing): not the sampled values' fault, so a sweep stops rather than trying other values."""
+
+
+class NoCompletedTrialError(ConfigError):
+    """A study has no completed trial yet (a final or a report has nothing to take from it)."""
+
+
 class DataError(BenchError):
     """A dataset root, file or sample is missing or corrupt."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,7 @@ def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> 
 
     from bench.report.table import parse_budgets
     from bench.tune import study as st
-    from bench.tune.finals import run_finals
+    from bench.tune.finals import check_final_needs, final_jobs, train_final_jobs
 
     budgets = parse_budgets(budgets_text)
     kinds = {"time" if b.startswith("time") else "trials" for b in budgets}
@@ -124,14 +125,22 @@ def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> 
             f"no study{' with ' + what if what else ''} in {st.storage_url_for_log(cfg.tune)}; "
             "run `make baseline` / `make sweep` first"
         )
-    rows = []
+    jobs, skipped = [], []
     for g in groups:
         selection = [f"{k}={g[k]}" for k in SELECTORS if g[k] is not None]
         for label in budgets or [None]:
             chosen = budget_overrides(label) if label else [f"tune.budget={g['kind']}"]
             at_requested = label is None and not amount_given
-            rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
-    print(f"\n{len(rows)} final runs")
+            jobs += final_jobs([*rest, *selection, *chosen], method, at_requested, skipped)
+    for line in skipped:  # the other studies' finals go ahead
+        print(f"skipped {line}", file=sys.stderr)
+    if not jobs:
+        raise ConfigError(f"no study has a completed trial yet ({len(skipped)} skipped, listed above)")
+    check_final_needs(jobs)  # every run's needs, before the first one trains
+    rows = train_final_jobs(jobs, cfg, standby)
+    print(
+        f"\n{len(rows)} final runs" + (f"; {len(skipped)} studies skipped (listed above)" if skipped else "")
+    )
 
 
 def cli() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -285,9 +286,10 @@ class Trainer:
                 if interrupted.is_set():
                     if self.dist.is_main:
                         save_checkpoint(self.out, self.state_dict())
+                    how = "the same command" if self.cfg.resume else "the same command with resume=true"
                     raise KeyboardInterrupt(
-                        f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
-                        "resume=true to continue"
+                        f"interrupted at step {self.step}; checkpoint saved in {self.out}: "
+                        f"rerun {how} to continue"
                     )
         except BaseException:
             clock.stop()  # a stopped run (pruned, diverged) still reports its cost
@@ -394,8 +396,13 @@ def _graceful_interrupt() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        # DataLoader workers forked while this handler is set get the terminal's Ctrl-C too: the
+        # training process alone answers (and says so once); it stops its workers itself.
+        if os.getpid() != owner:
+            return
         if event.is_set():
             raise KeyboardInterrupt
         event.set()

@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bench.config import load_config
 from bench.config.compose import hash_without, to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
-from bench.errors import CheckpointError, ConfigError
+from bench.errors import CheckpointError, ConfigError, NoCompletedTrialError
 from bench.methods import needs_teacher
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
@@ -55,8 +55,11 @@ from bench.utils.secrets import mask_in, mask_url
 
 JOURNAL = "optuna.journal"
 COUNTED_FAILURES = frozenset({"nonfinite"})
+# A user's mistake (data, weights, a checkpoint, a full disk): stops the study; never counted against
+# tune.max_failed_trials (see bench.tune.recovery).
+USER_ERROR = "user_error"
 # Failures caused outside the sampled configuration: the replacement re-runs the same configuration.
-EXTERNAL_FAILURES = frozenset({"interrupted", "stale"})
+EXTERNAL_FAILURES = frozenset({"interrupted", "stale", USER_ERROR})
 DISCARDED = "over_budget"  # never trained: not counted, not replaced
 SLOT, REPLACES, ATTEMPT = "slot", "replaces", "attempt"
 
@@ -507,7 +510,9 @@ def best_trial(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial:
     """The COMPLETE trial of ``trials`` (a :func:`prefix`) with the highest hold-out score."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise ConfigError(f"study '{study.study_name}' has no completed trial yet; run its sweep first")
+        raise NoCompletedTrialError(
+            f"study '{study.study_name}' has no completed trial yet; run its sweep first"
+        )
     return max(complete, key=lambda t: (t.value, -t.number))
 
 
