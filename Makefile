@@ -51,7 +51,7 @@ chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),
 	$(if $(TEACHER),teacher=$(TEACHER))
 
 .PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint \
-	clean clean-all forget-failures forget-study
+	docs docs-build clean clean-all forget-failures forget-study
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -139,6 +139,13 @@ test: $(STAMP) ## the test suite (what CI runs); ARGS="-m 'not slow'" for a quic
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
+
+# The documentation site (mkdocs-material + mkdocstrings); README.md is its home page.
+docs: $(STAMP) ## serve the documentation site at http://127.0.0.1:8000 (live reload)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-build: $(STAMP) ## build the documentation site into site/ (--strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # What took GPU-hours (teachers, studies, their trials and finals) stays unless clean-all is asked for.
 KEPT := teachers studies trials finals

@@ -127,9 +127,9 @@ def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: 
     """Train the teacher in one worker process while this process tunes the baseline's studies and
     trains their finals (one worker each, the CPU threads split between the two)."""
     from bench.tune.finals import run_finals
-    from bench.tune.processes import start_workers, work_beside
     from bench.tune.runner import run_sweeps
     from bench.utils.devices import available_cpus, torch_threads
+    from bench.workers.processes import start_workers, work_beside
 
     threads = max(1, available_cpus() // 2)
 
@@ -153,7 +153,7 @@ def _train_teacher(cfg: RunConfig, threads: int | None) -> None:
     if threads is not None:
         import torch
 
-        from bench.cli import setup_logging
+        from bench.utils.logs import setup_logging
 
         setup_logging()
         torch.set_num_threads(threads)

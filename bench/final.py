@@ -10,7 +10,7 @@ from bench.cli import run_cli
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bench.tune.processes import Worker
+    from bench.workers.processes import Worker
 
 USAGE = """usage: python -m bench.final [--budgets N,N,...] [method=...] [dataset=...] [key=value ...]
 
@@ -84,7 +84,7 @@ def split_budgets_flag(args: list[str]) -> tuple[list[str], str]:
 
 
 def main(args: list[str]) -> None:
-    from bench.tune.processes import requested_workers, standby_workers
+    from bench.workers.processes import requested_workers, standby_workers
 
     overrides, budgets_text = split_budgets_flag(args)
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
@@ -97,7 +97,7 @@ PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
 
 
 def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> None:
-    from bench.config import load_config
+    from bench.config.compose import load_config
 
     method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
     rest = [o for o in overrides if not o.startswith("method=")]

@@ -30,7 +30,7 @@ def main(args: list[str]) -> None:
             "(make forget-failures STUDY=<name>; make status lists the names)"
         )
     action, name = words
-    from bench.config import load_config
+    from bench.config.compose import load_config
     from bench.tune import recovery
     from bench.tune import study as st
 

@@ -28,14 +28,15 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.cli import setup_logging
-from bench.config import RunConfig, load_config
-from bench.config.compose import conf_dir
+from bench.config import RunConfig
+from bench.config.compose import conf_dir, load_config
 from bench.data import DATASETS
 from bench.errors import BenchError, ConfigError
+from bench.methods import needs_teacher
 from bench.models import build_model
 from bench.teachers import teacher_path
 from bench.tune import study as st
+from bench.utils.logs import setup_logging
 
 log = logging.getLogger("bench")
 
@@ -137,7 +138,7 @@ class FlopEstimate(Timing):
     def step(self, cfg: RunConfig) -> float:
         n, size = cfg.dataset.num_classes, train_size(cfg)
         flops = 3 * forward_flops(cfg.student, n, size)
-        if st.needs_teacher(cfg):
+        if needs_teacher(cfg):
             flops += forward_flops(cfg.teacher, n, size)
         return cfg.train.batch_size * flops / (self.tflops * 1e12)
 
@@ -170,7 +171,7 @@ class Calibration(Timing):
         fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         student = _network(cfg.student, n, "student", device).to(memory_format=fmt).train()
         teacher = None
-        if st.needs_teacher(cfg):
+        if needs_teacher(cfg):
             teacher = _network(cfg.teacher, n, "teacher", device).to(memory_format=fmt).eval()
             teacher.requires_grad_(False)
         (h, w), b = train_size(cfg), cfg.train.batch_size

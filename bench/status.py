@@ -12,7 +12,7 @@ its counted trials with the workers running now."""
 
 
 def main(overrides: list[str]) -> None:
-    from bench.config import load_config
+    from bench.config.compose import load_config
     from bench.tune import study as st
     from bench.tune.status import storage_status
 

@@ -26,11 +26,11 @@ def main(overrides: list[str]) -> None:
     Several commands may share the work (any machine on the same STORAGE), e.g. one per repeat
     with ``tune.repeat=r``.
     """
-    from bench.tune.processes import requested_workers, standby_workers
+    from bench.workers.processes import requested_workers, standby_workers
 
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
-        from bench.config import load_config
+        from bench.config.compose import load_config
 
         tune = load_config(overrides).tune  # a config error is reported before the trainer's imports
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunConfig, load_config
+from bench.config import RunConfig
+from bench.config.compose import load_config
 from bench.engine.trainer import Callback
 
 # Small enough that a run takes about a second on one CPU core.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = ("bench", "conf", "sweeps", "docs", "tests", "notebooks", ".ci")
-# A repository path (``conf/method/kd.yaml``, ``docs/loss_terms.md``) or any ``*.md`` name; a
+# A repository path (``conf/method/kd.yaml``, ``docs/5_methods.md``) or any ``*.md`` name; a
 # placeholder (``conf/method/<name>.yaml``) ends the path at the folder.
 # Where a regular install puts conf/ and sweeps/ (setup.py copies them into the package).
 INSTALLED = {"bench/conf", "bench/sweeps"}
@@ -23,7 +23,7 @@ def citations() -> dict[str, list[str]]:
 
 def test_cited_files_exist():
     found = citations()
-    assert "docs/loss_terms.md" in found and "sweeps/README.md" in found  # the scan sees citations
+    assert "docs/5_methods.md" in found and "sweeps/README.md" in found  # the scan sees citations
     missing = {
         cited: where
         for cited, where in found.items()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunConfig, config_hash, load_config
-from bench.config.compose import conf_dir, to_dict
+from bench.config import RunConfig
+from bench.config.compose import conf_dir, config_hash, load_config, to_dict
 from bench.errors import ConfigError
 
 from .conftest import tiny_config

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import build_split
 from bench.engine.trainer import train_run
 from bench.errors import DataError

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from bench.config import load_config
-from bench.config.compose import conf_dir
+from bench.config.compose import conf_dir, load_config
 from bench.config.schema import ModelConfig
 from bench.models import build_model, count_parameters
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.plan import BYTES, FlopEstimate, Timing, forward_flops, main, parameter_count, split_sizes
 
 pytestmark = pytest.mark.slow  # builds and times the real presets

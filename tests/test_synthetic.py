@@ -2,7 +2,7 @@
 
 import torch
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import build_split
 from bench.data.sets.synthetic import SyntheticShapes
 

@@ -250,7 +250,7 @@ def test_ctrl_c_in_a_sweep_says_rerun_the_same_command(tmp_path):
 CTRL_C = """
 import os, signal, sys
 from pathlib import Path
-from bench.cli import setup_logging
+from bench.utils.logs import setup_logging
 from bench.engine.trainer import Callback, Trainer
 from tests.conftest import tiny_config
 

@@ -260,7 +260,7 @@ class TuneConfig:
     """
 
     budget: Budget = Budget.trials  # finished trials | training seconds
-    trials: int = 20  # budget=trials: finished trials per study (see README "Tuning protocol")
+    trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = ⌈a quarter of a trial⌉
@@ -273,7 +273,7 @@ class TuneConfig:
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
-    gpus_per_trial: int = 1  # processes (GPUs) of one trial's run; >1: torchrun/DDP, bench.tune.multi_gpu
+    gpus_per_trial: int = 1  # processes (GPUs) of one trial's run; >1: torchrun/DDP, bench.workers.multi_gpu
     # CUDA: workers sharing one GPU (small students leave a large GPU mostly idle); workers i·k … i·k+k-1
     # go to GPU i (mod the visible GPUs).
     workers_per_gpu: int = 1
@@ -294,7 +294,7 @@ class TuneConfig:
 
 @dataclass
 class LauncherConfig:
-    """Where sweep workers run (``make sweep LAUNCHER=slurm``); see bench.tune.launch."""
+    """Where sweep workers run (``make sweep LAUNCHER=slurm``); see bench.workers.slurm."""
 
     name: str = "local"  # local: tune.workers processes here | slurm: a Slurm job array via submitit
     jobs: int | None = None  # Slurm: array size (one worker each); null = tune.workers

@@ -29,7 +29,7 @@ from bench.config.schema import RunConfig
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
 from bench.engine import distributed
-from bench.engine.callbacks import Callback
+from bench.engine.callbacks import Callback, TrackingCallback
 from bench.engine.checkpoint import (
     check_output_dir,
     checkpoint_path,
@@ -46,7 +46,7 @@ from bench.methods import Objective, TermContext, needs_teacher
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
 from bench.teachers import FrozenTeacher, load_teacher
-from bench.tracking import RunInfo, TrackingCallback, build_logger
+from bench.tracking import RunInfo, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
 from bench.utils.runtime import (
     peak_memory_mb,

@@ -118,7 +118,7 @@ def aligned(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor,
     """The project's alignment rule for a student/teacher pair of maps, in fp32.
 
     The student map is bilinearly resized to the teacher's spatial size (never the other way round;
-    docs/loss_terms.md §2); channel widths are left to the term's adapter.
+    docs/5_methods.md §2); channel widths are left to the term's adapter.
     """
     return upsample(student.float(), teacher.shape[-2:]), teacher.float()
 

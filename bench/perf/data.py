@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import RunConfig
 from bench.data import DATASETS, build_split
 from bench.data.base import default_palette

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import RunConfig, load_config
+from bench.config import RunConfig
+from bench.config.compose import load_config
 from bench.data.splits import build_split
 from bench.engine.optim import build_optimizer
 from bench.engine.trainer import PRECISIONS, Trainer

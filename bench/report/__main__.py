@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.cli import setup_logging
 from bench.errors import BenchError
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
+from bench.utils.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,18 +17,19 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from bench.config import RunConfig, load_config
-from bench.config.compose import config_hash
+from bench.config import RunConfig
+from bench.config.compose import config_hash, load_config
 from bench.config.schema import TuneConfig
 from bench.engine.checkpoint import finished_row
 from bench.engine.trainer import Trainer
 from bench.errors import ConfigError, NoCompletedTrialError
+from bench.methods import needs_teacher
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
-from bench.tune.processes import Worker, run_workers
 from bench.tune.runner import format_override
 from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
+from bench.workers.processes import Worker, run_workers
 
 log = logging.getLogger("bench")
 
@@ -93,7 +94,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
 
 def teacher_miou(cfg: RunConfig) -> float | None:
     """The teacher's own validation mIoU, as its checkpoint records it (None without a teacher)."""
-    if not st.needs_teacher(cfg):
+    if not needs_teacher(cfg):
         return None
     metrics = read_teacher_meta(teacher_path(cfg)).get("metrics") or {}
     return metrics.get("miou")
@@ -203,7 +204,7 @@ def run_finals(
     = W > 1 the runs still to train are shared among W local workers, this process and W − 1 spawned
     ones (CPU threads and GPUs split by :func:`~bench.utils.devices.worker_slots`, one GPU per run
     whatever ``tune.gpus_per_trial``); a finished run is reused. ``standby``: worker processes already
-    started (:func:`bench.tune.processes.standby_workers`), used before any is spawned.
+    started (:func:`bench.workers.processes.standby_workers`), used before any is spawned.
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)
@@ -250,7 +251,7 @@ def train_final_jobs(jobs: Sequence[FinalJob], cfg: RunConfig, standby: Sequence
 
 
 def _final_worker(jobs: list[FinalJob], extra: list[str], threads: int) -> None:
-    from bench.cli import setup_logging
+    from bench.utils.logs import setup_logging
 
     setup_logging()
     with torch_threads(threads):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import Trial, TrialState
 
 from bench.config import RunConfig
@@ -28,15 +27,17 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
-from bench.tune.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.tune.outcome import LeaseLostError, Then, classify
-from bench.tune.processes import Worker, dismiss, run_workers, signals_deferred
 from bench.tune.recovery import failures_against_limit
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
-from bench.tune.status import duration
+from bench.tune.status import duration, study_status
 from bench.tune.trial_config import study_config, trial_config, trial_values
-from bench.utils.devices import torch_threads, worker_slots
+from bench.utils.signals import signals_deferred
+from bench.workers.launch import launch
+from bench.workers.multi_gpu import check_gpus_per_trial, trial_trainer
+from bench.workers.processes import Worker
+from bench.workers.work import Work
 
 log = logging.getLogger("bench")
 
@@ -201,8 +202,8 @@ class Sweep:
             if failures_against_limit(self.study) > tune.max_failed_trials:
                 raise BenchError(
                     f"study '{self.name}': more than tune.max_failed_trials={tune.max_failed_trials} trials "
-                    "crashed (their errors: make status; the first trial's traceback is above). Fix the "
-                    f"cause, then `make forget-failures STUDY={self.name}` and rerun the same command"
+                    "crashed (their tracebacks are above). Fix the cause, then "
+                    f"`make forget-failures STUDY={self.name}` and rerun the same command"
                 )
             if not st.budget_left(self.study, tune, time.time()):
                 if not wait:
@@ -339,14 +340,6 @@ def work_on(studies: Sequence[Sequence[str]]) -> None:
         sweep.run_worker()
 
 
-def _worker_main(studies: list[list[str]], worker: int, threads: int) -> None:
-    from bench.cli import setup_logging
-
-    setup_logging()
-    with torch_threads(threads):
-        work_on(studies)
-
-
 def run_sweep(overrides: Sequence[str]) -> Sweep:
     """Tune one study to its budget with ``tune.workers`` processes; resumes an existing study."""
     return run_sweeps([overrides])[0]
@@ -357,7 +350,7 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
     concurrently with one set of ``tune.workers`` workers (the first study's): worker i starts on
     study i mod S and moves on when no trial of it is left to start. Resumes existing studies.
 
-    ``standby``: worker processes already started (:func:`bench.tune.processes.standby_workers`),
+    ``standby``: worker processes already started (:func:`bench.workers.processes.standby_workers`),
     used for local workers 1, 2, …; those not needed are dismissed before the trials start."""
     sweeps = [Sweep.open(overrides, preflight=True) for overrides in studies]
     first = sweeps[0]
@@ -374,16 +367,19 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
             len(st.tally(sweep.study).counted),
         )
     try:
-        local = first.cfg.launcher.name == "local"
-        dismiss(standby[first.cfg.tune.workers - 1 :] if local else standby)
-        if not local:
-            from bench.tune.launch import launch_workers
-
-            launch_workers(sweeps)
-        elif first.cfg.tune.workers == 1:
-            work_on(rotations(sweeps, 1)[0])
-        else:
-            _run_worker_processes(sweeps, rotations(sweeps, first.cfg.tune.workers), standby)
+        launch(
+            Work(
+                cfg=first.cfg,
+                name=first.name,
+                rotations=lambda n: rotations(sweeps, n),
+                work_on=work_on,
+                on_stopped=lambda pids: _fail_trials_of(sweeps, pids, Path(first.cfg.tune.trials_dir)),
+                status=lambda: {
+                    s.name: study_status(s.study, first.cfg.tune.heartbeat_grace).line() for s in sweeps
+                },
+            ),
+            standby,
+        )
     finally:
         for sweep in sweeps:
             st.record_realised_budget(sweep.study)
@@ -397,23 +393,9 @@ def rotations(sweeps: Sequence[Sweep], workers: int) -> list[list[list[str]]]:
     return [[list(sweeps[(i + k) % n].overrides) for k in range(n)] for i in range(workers)]
 
 
-def _run_worker_processes(
-    sweeps: list[Sweep], rotations: list[list[list[str]]], standby: Sequence[Worker] = ()
-) -> None:
-    """One worker per rotation on this machine (see :func:`bench.utils.devices.worker_slots`): this
-    process is worker 0, the others are spawned (:func:`bench.tune.processes.run_workers`);
-    interrupted, their trials are failed (not counted)."""
-    cfg = sweeps[0].cfg
-    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    slots = worker_slots(len(rotations), gpus, cfg.tune.workers_per_gpu, cfg.tune.gpus_per_trial)
-    args = [
-        ([[*overrides, *slot.overrides] for overrides in rotation], i, slot.threads)
-        for i, (rotation, slot) in enumerate(zip(rotations, slots, strict=True))
-    ]
-
-    def on_stopped(pids: set[int]) -> None:
-        for sweep in sweeps:
-            for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
-                discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
-
-    run_workers(_worker_main, args, on_stopped, standby)
+def _fail_trials_of(sweeps: Sequence[Sweep], pids: set[int], trials_dir: Path) -> None:
+    """Worker processes ``pids`` were stopped: fail their running trials (not counted) and remove
+    those trials' checkpoints."""
+    for sweep in sweeps:
+        for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
+            discard_checkpoints(trials_dir / sweep.name / f"trial_{number:04d}")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import DATASETS, build_split
 from bench.errors import ConfigError, DataError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import build_split
 from bench.perf.data import WRITERS, main, write_layout
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.errors import ConfigError
 from bench.teacher import teacher_config
 

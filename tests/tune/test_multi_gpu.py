@@ -12,15 +12,15 @@ import optuna
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.engine.callbacks import Callback
 from bench.errors import ConfigError, DataError, MemoryLimitError, NonFiniteLossError
 from bench.evaluation import Metrics
 from bench.results import read_row
-from bench.tune import multi_gpu
-from bench.tune.launch import slurm_parameters
-from bench.tune.multi_gpu import TorchrunTrial, TrialProcessError, check_gpus_per_trial
 from bench.tune.runner import run_sweep
+from bench.workers import multi_gpu
+from bench.workers.multi_gpu import TorchrunTrial, TrialProcessError, check_gpus_per_trial
+from bench.workers.slurm import slurm_parameters
 
 from ..conftest import sweep_args, tiny_config
 from ..test_distributed import ROOT, SAME, TOLERANCE

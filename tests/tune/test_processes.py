@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.tune.processes import (
-    raise_on_sigterm,
+from bench.utils.signals import raise_on_sigterm, signals_deferred
+from bench.workers.processes import (
     requested_workers,
     run_workers,
-    signals_deferred,
     standby_workers,
     start_workers,
     work_beside,

@@ -310,8 +310,7 @@ def test_fault_collapsed_space_passed_every_old_check(tmp_path):
 
     import yaml
 
-    from bench.config import load_config
-    from bench.config.compose import conf_dir
+    from bench.config.compose import conf_dir, load_config
     from bench.report.table import SHARED_SETTINGS
     from bench.tune.space import load_space
     from bench.tune.study import study_settings

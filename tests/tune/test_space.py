@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.errors import ConfigError
 from bench.tune.space import load_space
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import TermConfig
 from bench.data import build_split
 from bench.errors import BenchError, ConfigError

@@ -83,7 +83,7 @@ class AICSD(LossTerm):
     Reduction: mean over images and C² entries, one matrix per image (so independent of the batch
     composition). Conversion: the released loss is ``λ·mean(...)/B`` next to a CE also divided by B
     (pytorch-deeplab-xception ``batch_average``); multiplying the objective by B gives a standard
-    mean CE + ``λ·mean(...)``, so the weight is the released λ (≈9500, README; docs/loss_terms.md §5).
+    mean CE + ``λ·mean(...)``, so the weight is the released λ (≈9500, AICSD README; docs/5_methods.md §5).
     ``as_released=true`` reproduces the released code instead (softmax over the height axis only,
     probabilities as KLDivLoss input, upper triangle mirrored, one batchmean matrix per batch, ``/B``;
     any C rather than its hard-coded 21). Its value is the released loss without λ; next to a

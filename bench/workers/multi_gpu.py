@@ -42,20 +42,21 @@ import torch
 
 import bench
 from bench import errors
-from bench.config import RunConfig, to_dict, validate
+from bench.config import RunConfig
+from bench.config.compose import to_dict, validate
 from bench.engine import distributed
 from bench.engine.callbacks import Callback
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError, ConfigError, MemoryLimitError, NonFiniteLossError
 from bench.evaluation import Metrics
 from bench.results import RESULT_FILE, read_row
-from bench.tune.processes import Interrupted, die_with_parent, raise_on_sigterm
+from bench.utils.signals import Interrupted, die_with_parent, raise_on_sigterm
 
 log = logging.getLogger("bench")
 
 POLL_SECONDS = 0.2  # how often the worker reads the ranks' events
 STOP_TIMEOUT = 60.0  # seconds torchrun gets to stop its ranks before SIGKILL
-MODULE = "bench.tune.multi_gpu"  # (not __name__: it is __main__ in torchrun's agent)
+MODULE = "bench.workers.multi_gpu"  # (not __name__: it is __main__ in torchrun's agent)
 _LAUNCH_ENV = (
     "RANK",
     "WORLD_SIZE",
@@ -288,7 +289,7 @@ class _Relay(Callback):
 
 def _rank_main(config: str, events: str) -> int:
     """One rank: train the trial's config; rank 0 relays its hooks, every rank its error."""
-    from bench.cli import setup_logging
+    from bench.utils.logs import setup_logging
 
     setup_logging()
     raise_on_sigterm()

@@ -5,8 +5,8 @@
   line says how many (:func:`standby_workers`: they import while the parent composes). A worker
   that fails with a user error or is stopped by a signal interrupts worker 0's work at once (a
   watching thread, :func:`work_beside`).
-- SIGTERM (what Slurm and Kubernetes send) raises :class:`Interrupted` in the main thread, like
-  Ctrl-C raises ``KeyboardInterrupt``; the entry points exit with 128 + the signal (130, 143).
+- SIGTERM raises :class:`~bench.utils.signals.Interrupted` in every worker's main thread, like
+  Ctrl-C raises ``KeyboardInterrupt`` (:mod:`bench.utils.signals`).
 - The sweep's parent, interrupted, stops every worker (SIGTERM, then SIGKILL after a timeout),
   fails the trials they were running (``fail_reason=interrupted``, not counted), removes their
   checkpoints, and re-raises. Workers die with their parent even when it is killed with -9
@@ -18,10 +18,7 @@
 from __future__ import annotations
 
 import _thread
-import atexit
 import contextlib
-import ctypes
-import gc
 import importlib
 import logging
 import multiprocessing as mp
@@ -35,71 +32,20 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from bench.utils.signals import (
+    INTERRUPTED,
+    Interrupted,
+    die_with_parent,
+    exit_status,
+    raise_on_sigterm,
+    signals_deferred,
+    skip_final_collection,
+)
+
 log = logging.getLogger("bench")
 T = TypeVar("T")
 
 STOP_TIMEOUT = 60.0  # seconds a stopped worker gets to mark its trial before SIGKILL
-
-
-class Interrupted(KeyboardInterrupt):
-    """A stop signal (SIGTERM, or SIGINT forwarded by a parent) turned into an exception."""
-
-    def __init__(self, signum: int, message: str | None = None) -> None:
-        super().__init__(message or f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-def exit_status(error: KeyboardInterrupt) -> int:
-    """130 for Ctrl-C, 128 + N for signal N."""
-    return 128 + getattr(error, "signum", signal.SIGINT)
-
-
-def raise_on_sigterm() -> None:
-    """Make SIGTERM raise :class:`Interrupted` in the main thread (call once at program start)."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if _deferred is not None:
-            _deferred.append(signum)
-            return
-        raise Interrupted(signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-_deferred: list[int] | None = None
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGTERM while a few storage writes finish (e.g. telling Optuna how a trial ended)."""
-    global _deferred
-    outer = _deferred
-    _deferred = [] if outer is None else outer
-    try:
-        yield
-    finally:
-        pending, _deferred = _deferred, outer
-        if outer is None and pending:
-            raise Interrupted(pending[0])
-
-
-INTERRUPTED = {exit_status(Interrupted(sig)): sig for sig in (signal.SIGINT, signal.SIGTERM)}  # 130, 143
-
-
-def skip_final_collection() -> None:
-    """Leave out the interpreter's last garbage collection at exit: after torch, torchvision and timm
-    are imported it walks every object they made, ≈1.2 s on the 2-core machine, paid by every entry
-    point and sweep worker once its work is done. Objects are still released by reference counting;
-    what is left in cycles goes with the process. Registered first, it runs after every library's own
-    exit handlers (atexit runs them in reverse order), so their flushes and closes still happen."""
-    atexit.register(gc.freeze)
-
-
-def die_with_parent() -> None:
-    """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 @dataclass

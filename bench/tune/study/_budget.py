@@ -1,6 +1,6 @@
 """Studies: storage, names, the settings every method must share, and the realised budget.
 
-Budget accounting (the README's "Tuning protocol" cites this):
+Budget accounting: what counts toward a study's budget, trial slots, and budgets as prefixes.
 
 - A trial *counts* toward the budget when it finished as COMPLETE or PRUNED, or FAILED because its
   sampled configuration diverged (NaN/inf loss): those are outcomes of the search.
@@ -35,25 +35,15 @@ comparison at budget N reads slots 0 … N−1 (:func:`prefix`), so one study se
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench.config import load_config
-from bench.config.compose import hash_without, to_dict
-from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig, TuneConfig
-from bench.errors import CheckpointError, ConfigError, NoCompletedTrialError
-from bench.methods import needs_teacher
-from bench.tune.space import SearchSpace
-from bench.utils.io import sha256_file
-from bench.utils.runtime import derive_seed
-from bench.utils.secrets import mask_in, mask_url
+from bench.config.schema import TuneConfig
+from bench.errors import ConfigError, NoCompletedTrialError
 
-JOURNAL = "optuna.journal"
 COUNTED_FAILURES = frozenset({"nonfinite"})
 # A user's mistake (data, weights, a checkpoint, a full disk): stops the study; never counted against
 # tune.max_failed_trials (see bench.tune.recovery).
@@ -61,95 +51,8 @@ USER_ERROR = "user_error"
 # Failures caused outside the sampled configuration: the replacement re-runs the same configuration.
 EXTERNAL_FAILURES = frozenset({"interrupted", "stale", USER_ERROR})
 DISCARDED = "over_budget"  # never trained: not counted, not replaced
+
 SLOT, REPLACES, ATTEMPT = "slot", "replaces", "attempt"
-
-
-def storage_url(tune: TuneConfig) -> str:
-    """The storage a sweep uses: ``tune.storage`` or the journal file under ``tune.studies_dir``."""
-    return tune.storage or str(Path(tune.studies_dir) / JOURNAL)
-
-
-def storage_url_for_log(tune: TuneConfig) -> str:
-    return mask_url(storage_url(tune)) or ""
-
-
-def open_storage(tune: TuneConfig) -> optuna.storages.BaseStorage:
-    """Open (creating if needed) the study storage; unreachable URLs are a clear, masked error."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if tune.storage is None or "://" not in tune.storage:
-        path = Path(storage_url(tune))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    url = tune.storage
-    check_driver(url)
-    try:
-        if url.startswith(("redis://", "rediss://")):
-            backend = optuna.storages.journal.JournalRedisBackend(url)
-            return optuna.storages.JournalStorage(backend)
-        # No heartbeat_interval here: with ask/tell Optuna would only warn on every ask. The sweep
-        # records heartbeats itself (bench.tune.heartbeat).
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as e:  # any driver error means "cannot use this storage"
-        reason = mask_in(str(e).splitlines()[0] if str(e) else type(e).__name__, url)
-        raise ConfigError(
-            f"cannot open study storage {mask_url(url)}: {reason}. Check the URL, that the server is "
-            "reachable and the credentials; or leave STORAGE unset for the local journal file"
-        ) from None
-
-
-# URL scheme → (module the pinned SQLAlchemy / Optuna import for it, pyproject extra that installs it)
-DRIVERS = {
-    "postgresql": ("psycopg", "postgres"),  # SQLAlchemy 2.x: a bare postgresql:// means psycopg 3
-    "postgresql+psycopg": ("psycopg", "postgres"),
-    "postgresql+psycopg2": ("psycopg2", "postgres-psycopg2"),
-    "redis": ("redis", "redis"),
-    "rediss": ("redis", "redis"),
-}
-
-
-def check_driver(url: str) -> None:
-    """A storage URL whose driver is not installed is an error naming the extra that installs it."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in DRIVERS:
-        return
-    module, extra = DRIVERS[scheme]
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(
-            f"storage {mask_url(url)} needs the Python module '{module}', which is not installed; "
-            f"install it with: pip install -e '.[{extra}]'"
-        )
-
-
-def study_name(cfg: RunConfig) -> str:
-    """``<dataset>/<student>/<teacher or none>/<method>/<budget kind>``, e.g. ``synthetic/…/kd/trials``.
-
-    The budget's amount is not part of a study's identity: a study serves every budget as a prefix
-    of its slots (:func:`prefix`), and a larger budget tops the same study up. Trial and time
-    budgets are different studies (``…/trials`` and ``…/time``).
-    """
-    teacher = cfg.teacher.name if needs_teacher(cfg) else "none"
-    name = "/".join((cfg.dataset.name, cfg.student.name, teacher, cfg.method.name, cfg.tune.budget))
-    return name + (f"/r{cfg.tune.repeat}" if cfg.tune.repeat else "")  # repeat 0: no suffix
-
-
-def repeat_overrides(overrides: list[str], repeat: int) -> list[str]:
-    """The overrides of repeat ``repeat`` of a study: its index and its own sampler and hold-out seeds.
-
-    Repeat 0 keeps the configured ``tune.sampler_seed`` and ``dataset.holdout_seed``; repeat r > 0
-    derives both from (configured seed, r). Every method's repeat r gets the same seeds, so the
-    methods of one repeat share their hold-out split and slot seeds (common random numbers) while
-    repeats are independent tuning runs under an identical protocol.
-    """
-    cfg = load_config(overrides)
-    seeds = (cfg.tune.sampler_seed, cfg.dataset.holdout_seed)
-    if repeat:
-        seeds = tuple(derive_seed(s, 0x5EED, repeat) for s in seeds)
-    return [
-        *overrides,
-        f"tune.repeat={repeat}",
-        f"tune.sampler_seed={seeds[0]}",
-        f"dataset.holdout_seed={seeds[1]}",
-    ]
 
 
 def budget_tag(tune: TuneConfig) -> str:
@@ -166,117 +69,6 @@ def budget_amount(tune: TuneConfig) -> dict[str, Any]:
         "trials": tune.trials if tune.budget == "trials" else None,
         "seconds": tune.seconds if tune.budget == "time" else None,
     }
-
-
-def trial_iterations(cfg: RunConfig) -> int:
-    return cfg.tune.trial_iterations or cfg.train.iterations
-
-
-def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
-    """What must be identical for a fair comparison; stored with the study and checked on resume.
-
-    Everything is content, nothing a path: the same command from another clone or machine gives
-    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256).
-    """
-    t = cfg.tune
-    return {
-        "dataset": cfg.dataset.name,
-        "student": cfg.student.name,
-        "teacher": cfg.teacher.name if needs_teacher(cfg) else None,
-        "method": cfg.method.name,
-        "repeat": t.repeat,
-        "budget": {"kind": t.budget},  # the amount is per comparison, not per study
-        "sampler": t.sampler,
-        "sampler_seed": t.sampler_seed,
-        "pruner": t.pruner,
-        "pruner_startup_trials": t.pruner_startup_trials,
-        "pruner_warmup_steps": t.pruner_warmup_steps,
-        "trial_iterations": trial_iterations(cfg),
-        "val_interval": val_interval(cfg),
-        "protocol_hash": protocol_hash(cfg, space),
-        "space": space.content(),
-        "teacher_sha256": teacher_sha256(cfg) if needs_teacher(cfg) else None,
-    }
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    """A study's identity beyond its name: the hash of its settings (the budget's kind, not its amount).
-
-    One study serves several budgets as prefixes of its slots; studies of equal hash were tuned
-    under identical terms.
-    """
-    kept = {**settings, "budget_kind": (settings.get("budget") or {}).get("kind")}
-    return hash_without(kept, ["budget"], default=str)
-
-
-def teacher_sha256(cfg: RunConfig) -> str:
-    """SHA-256 of the teacher checkpoint the study's trials load (a clear error when it is missing)."""
-    from bench.teachers import teacher_path
-
-    path = teacher_path(cfg)
-    if not path.is_file():
-        raise CheckpointError(
-            f"no teacher checkpoint at {path} for method '{cfg.method.name}'; train it first with "
-            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` or pass "
-            "teacher.checkpoint=/path/to/teacher.pt"
-        )
-    return sha256_file(path)
-
-
-def val_interval(cfg: RunConfig) -> int:
-    """Steps between the intermediate validations that feed the pruner (0 without a pruner).
-
-    By default a quarter of a trial, rounded up: three validations and the final evaluation (rounded
-    down, 150 iterations would validate at 37, 74, 111 and again at 148, two steps before the end).
-    """
-    if cfg.tune.pruner == "none":
-        return 0
-    return cfg.tune.val_interval or max(-(-trial_iterations(cfg) // 4), 1)
-
-
-def protocol_hash(cfg: RunConfig, space: SearchSpace) -> str:
-    """Hash of everything a trial runs under except the method and the tuned values.
-
-    Equal across the methods of one comparison iff they share dataset, student, training protocol
-    (untuned keys), evaluation protocol and seed. Paths are left out (``dataset.root``) or replaced
-    by content (a local encoder weights file by its SHA-256), so the hash is the same on every clone.
-    """
-    data = to_dict(cfg)
-    weights = data["student"].get("encoder_weights")
-    if weights not in (None, "imagenet") and Path(weights).is_file():  # by content, not by location
-        data["student"]["encoder_weights"] = sha256_file(weights)
-    keys = ("method", "teacher", "dataset.root", *NON_SEMANTIC_KEYS, *space.distributions)
-    return hash_without(data, keys, default=str)
-
-
-def open_study(
-    cfg: RunConfig, space: SearchSpace, storage: optuna.storages.BaseStorage, overrides: list[str]
-) -> optuna.Study:
-    """Create the study (trial 0 = the literature default) or load it, checking its settings.
-
-    ``overrides`` (the sweep's command line) are stored so that the finals recompose the same
-    protocol; credentials in them are masked.
-    """
-    name = study_name(cfg)
-    settings = study_settings(cfg, space)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        kept = [o for o in overrides if not o.lstrip("+~").startswith("tune.")]
-        study.set_user_attr("overrides", [mask_url(o) for o in kept])
-        study.set_user_attr("settings", settings)
-        study.set_user_attr("settings_hash", settings_hash(settings))
-        study.set_user_attr("space_files", space.relative_files())
-        study.enqueue_trial(space.defaults, user_attrs={"literature_default": True}, skip_if_exists=True)
-    elif stored != settings:
-        changed = sorted(k for k in settings if stored.get(k) != settings[k])
-        raise ConfigError(
-            f"study '{name}' already exists with other settings ({', '.join(changed)}); a study must keep "
-            "its settings to stay comparable — restore them, or use another storage (STORAGE=...)"
-        )
-    record_requested_budget(study, cfg.tune)
-    enqueue_discarded_slots(study, cfg.tune)
-    return study
 
 
 REQUESTED = "requested_budget"

@@ -1,8 +1,9 @@
 """Sweep workers on a cluster scheduler: a Slurm job array through submitit (``launcher.name=slurm``).
 
-Each array task is one sweep worker (``Sweep.run_worker``) against the study's shared storage, so
-the budget, leases and stale-trial handling are exactly those of local workers. ``launcher.*`` sets
-the job: partition, account, GPUs, CPUs, memory, time limit, array throttle, setup lines. submitit
+Each array task is one sweep worker (``Work.work_on``: :func:`bench.tune.runner.work_on`) against the
+study's shared storage, so the budget, leases and stale-trial handling are exactly those of local
+workers. ``launcher.*`` sets the job: partition, account, GPUs, CPUs, memory, time limit, array
+throttle, setup lines. submitit
 writes one log per task under ``launcher.folder`` (``%j`` becomes ``<array job>_<task>``).
 
 The storage URL (which may carry a password) does not go into the pickled job files: the jobs get
@@ -15,23 +16,27 @@ this machine): what the tests use where there is no Slurm.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import BenchError, ConfigError
+from bench.utils.logs import setup_logging
+from bench.utils.signals import raise_on_sigterm
+from bench.workers.processes import Worker, dismiss
 
 if TYPE_CHECKING:
-    from bench.config import RunConfig
-    from bench.tune.runner import Sweep
+    from bench.config.schema import RunConfig
+    from bench.workers.work import Work
 
 log = logging.getLogger("bench")
 
-LAUNCHERS = ("local", "slurm", "submitit_local")
 STORAGE_ENV = "SEGKD_SWEEP_STORAGE"
 POLL_SECONDS = 30.0
 
@@ -119,13 +124,10 @@ def _executor(cfg: RunConfig, name: str) -> Any:
     return executor
 
 
-def slurm_worker(studies: list[list[str]], index: int) -> None:
-    """One array task: one sweep worker over the studies (:func:`bench.tune.runner.work_on`)."""
-    from bench.cli import setup_logging
-    from bench.config import load_config
-    from bench.tune.multi_gpu import trial_gpus
-    from bench.tune.processes import raise_on_sigterm
-    from bench.tune.runner import work_on
+def _slurm_worker(work_on: Callable[[list[list[str]]], None], studies: list[list[str]], index: int) -> None:
+    """One array task: one sweep worker over the studies (``work_on``: :func:`bench.tune.runner.work_on`)."""
+    from bench.config.compose import load_config
+    from bench.workers.multi_gpu import trial_gpus
 
     setup_logging()
     raise_on_sigterm()
@@ -136,25 +138,20 @@ def slurm_worker(studies: list[list[str]], index: int) -> None:
     work_on([[*overrides, f"tune.storage='{storage}'"] if storage else overrides for overrides in studies])
 
 
-def launch_workers(sweeps: list[Sweep]) -> None:
+def run(work: Work, standby: Sequence[Worker] = ()) -> None:
     """Submit ``launcher.jobs`` (default ``tune.workers``) workers as one array over the studies
-    (the repeats of one method); wait if asked."""
-    from bench.tune.runner import rotations
-    from bench.tune.status import study_status
-
-    cfg = sweeps[0].cfg
-    name = sweeps[0].name
-    if cfg.launcher.name not in LAUNCHERS:
-        raise ConfigError(f"launcher.name='{cfg.launcher.name}'; valid: {', '.join(LAUNCHERS)}")
+    (the repeats of one method); wait if asked. Standby processes on this machine are not used."""
+    dismiss(standby)
+    cfg, name = work.cfg, work.name
     n = job_count(cfg)
     studies = [
         [[o for o in overrides if not o.lstrip("+~").startswith("tune.storage=")] for overrides in rotation]
-        for rotation in rotations(sweeps, n)
+        for rotation in work.rotations(n)
     ]
     if cfg.tune.storage:
         os.environ[STORAGE_ENV] = cfg.tune.storage  # inherited by sbatch / the local jobs, never pickled
     executor = _executor(cfg, name)
-    jobs = executor.map_array(slurm_worker, studies, range(n))
+    jobs = executor.map_array(functools.partial(_slurm_worker, work.work_on), studies, range(n))
     for job in jobs:
         log.info("%s: job %s, log %s", name, job.job_id, job.paths.stdout)
     if not cfg.launcher.wait:
@@ -163,11 +160,10 @@ def launch_workers(sweeps: list[Sweep]) -> None:
     try:
         while not all(job.done() for job in jobs):
             time.sleep(min(POLL_SECONDS, cfg.tune.heartbeat_interval))
-            for sweep in sweeps:
-                line = study_status(sweep.study, cfg.tune.heartbeat_grace).line()
-                if shown.get(sweep.name) != line:  # a line when something changed, not every poll
+            for study, line in work.status().items():
+                if shown.get(study) != line:  # a line when something changed, not every poll
                     print(line, flush=True)
-                    shown[sweep.name] = line
+                    shown[study] = line
     except KeyboardInterrupt:
         for job in jobs:
             job.cancel(check=False)
