@@ -15,7 +15,12 @@ Usage: ``python -m bench.plan [dataset=a,b|all] [method=m1,m2] [student=...] [te
 ``method=`` every method of ``conf/method`` is planned next to the baseline.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import json
 import logging
@@ -344,7 +349,11 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
 def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str:
     from bench.teacher import teacher_config
 
-    datasets, methods, rest, flags = parse(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        return __doc__
+    datasets, methods, rest, flags = parse(argv)
     if timing is None:
         calibrate = flags["calibrate"] if flags["calibrate"] is not None else torch.cuda.is_available()
         timing = Calibration(flags["steps"]) if calibrate else FlopEstimate(flags["tflops"])

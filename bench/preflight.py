@@ -8,7 +8,6 @@ naming the cause and the fix (the entry points print it as one message and exit 
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.config.schema import ModelConfig, RunConfig
-from bench.errors import CheckpointError, ConfigError
+from bench.errors import CheckpointError, ConfigError, unwritable_message
 
 # How long the one look at the weights' host may take before the weights count as unreachable.
 HUB_TIMEOUT = 5.0
@@ -67,22 +66,6 @@ def check_writable(*folders: str | Path) -> None:
                 pass
         except OSError as e:
             raise ConfigError(unwritable_message(e, path)) from None
-
-
-def unwritable_message(e: OSError, path: str | Path | None = None) -> str:
-    """One line for an output folder or file that cannot be written (read-only, full, no permission)."""
-    where = path or e.filename or "the output folder"
-    why = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EROFS: "it is on a read-only file system",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-    }.get(e.errno or 0, e.strerror or type(e).__name__)
-    return (
-        f"cannot write to {where}: {why}; free space or fix its permissions, or write elsewhere "
-        "(output_dir=, teachers_dir=, tune.studies_dir=, tune.trials_dir=, tune.finals_dir=, report --out)"
-    )
 
 
 def check_weights(model: ModelConfig, role: str) -> None:

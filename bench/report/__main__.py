@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import DISK_ERRNOS, BenchError, unwritable_message
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
 from bench.utils.logs import setup_logging
 
@@ -38,19 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
-    import pandas as pd
 
-    from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
-    from bench.report.table import (
-        COLUMNS,
-        budget_curves,
-        comparisons,
-        final_runs,
-        flags,
-        parse_budgets,
-        tuning_curves,
-        write_tables,
-    )
+    from bench.report.console import console_tables
+    from bench.report.figure_files import write_figures
+    from bench.report.table import comparisons, final_runs, flags, parse_budgets, write_tables
 
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
@@ -65,27 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    written = []
-    for budget, table in tables.items():
-        written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
-    # comparison.* and the figures: the largest budget asked for (the main comparison)
-    main_budget = list(tables)[-1]
-    table = tables[main_budget]
-    written.extend(write_tables(table, args.out / "tables").values())
-    largest = runs[runs["budget"] == main_budget]
-    figures = args.out / "figures"
-    written.extend(save_figure(gaps_figure(table), figures / "gaps.png"))
-    written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
-    written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
-    with pd.option_context(
-        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
-    ):
-        for budget, shown in tables.items():
-            print(f"\nbudget {budget}:")
-            print(shown[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
-            for line in flags(shown):
-                print(f"WARNING [{budget}]: {line}", file=sys.stderr)
+    try:
+        written = []
+        for budget, table in tables.items():
+            written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
+        # comparison.*: the largest budget asked for (the main comparison); figures: one per budget
+        written.extend(write_tables(tables[list(tables)[-1]], args.out / "tables").values())
+        figures, left_out = write_figures(runs, tables, args.out / "figures")
+        written.extend(figures)
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: {unwritable_message(e)}", file=sys.stderr)
+        return 2
+    print(console_tables(tables))  # one block per comparison, within the terminal's width
+    for budget, shown in tables.items():
+        for line in flags(shown):
+            print(f"WARNING [{budget}]: {line}", file=sys.stderr)
     print("\n" + "\n".join(f"wrote {p}" for p in written))
+    for line in left_out:
+        print(f"figure {line}")
     return 0
 
 

@@ -5,7 +5,6 @@ worker does next. A pure function, so every case is unit-tested; counting rules 
 from __future__ import annotations
 
 import enum
-import errno
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +13,14 @@ import torch
 from optuna.trial import TrialState
 
 from bench.errors import (
+    DISK_ERRNOS,
     CheckpointError,
     ConfigError,
     DataError,
     MemoryLimitError,
     NonFiniteLossError,
     UnavailableError,
+    unwritable_message,
 )
 from bench.tune.study import COUNTED_FAILURES, USER_ERROR
 
@@ -27,7 +28,6 @@ from bench.tune.study import COUNTED_FAILURES, USER_ERROR
 # the study stops at once with the one-line cause; the trial is replaced by the same configuration on
 # the rerun after the fix, and never counts against tune.max_failed_trials.
 USER_ERRORS = (DataError, CheckpointError, UnavailableError)
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 class LeaseLostError(RuntimeError):
@@ -92,8 +92,6 @@ def classify(result: dict[str, Any] | Exception | KeyboardInterrupt) -> Outcome:
     if isinstance(e, torch.OutOfMemoryError):
         return Outcome(fail, "oom", (str(e).splitlines() or [""])[0])
     if isinstance(e, USER_ERRORS) or (isinstance(e, OSError) and e.errno in DISK_ERRNOS):
-        from bench.preflight import unwritable_message
-
         message = unwritable_message(e) if isinstance(e, OSError) else str(e)
         return Outcome(fail, USER_ERROR, message, then=Then.STOP_STUDY)
     if isinstance(e, MemoryLimitError):
