@@ -121,3 +121,18 @@ def test_an_os_error_on_an_output_file_is_one_line_in_every_command(tmp_path, ca
         "space or fix its permissions, or write elsewhere (output_dir=, teachers_dir=, tune.studies_dir=, "
         "tune.trials_dir=, tune.finals_dir=, report --out)"
     )
+
+
+def test_results_readme_names_every_folder_the_defaults_write():
+    """results/README.md missed teacher_runs/, tensorboard/, mlflow.db and the finals' budget level."""
+    import re
+
+    sources = [*ROOT.glob("conf/**/*.yaml"), *ROOT.glob("bench/**/*.py")]
+    written = set()
+    for path in sources:
+        written |= set(re.findall(r"results/([a-z_]+(?:\.db)?)", path.read_text()))
+    written -= {"runs_dir"}  # no such folder; guards a regex that would catch a key name
+    readme = (ROOT / "results" / "README.md").read_text()
+    missing = sorted(name for name in written if f"`{name}" not in readme)
+    assert not missing, f"results/README.md does not name {missing}"
+    assert "finals/<study>/<budget>/seed<k>/" in readme

@@ -329,3 +329,28 @@ def test_a_trial_state_is_unchanged_by_the_limit_helpers(tmp_path):
     t.set_user_attr("fail_reason", "error")
     study.tell(t, state=TrialState.FAIL)
     assert recovery.failures_against_limit(study) == 1
+
+
+# ---------------------------------------------------------------- the smaller items
+def test_a_changed_setting_is_refused_with_its_old_and_new_value(tmp_path):
+    Sweep.open(sweep_args(tmp_path, None, "tune.trials=2"))
+    with pytest.raises(BenchError) as refused:
+        Sweep.open(sweep_args(tmp_path, None, "tune.trials=2", "tune.sampler_seed=7"))
+    message = str(refused.value)
+    assert "sampler_seed: stored 0, now 7" in message and "make forget-study STUDY=synthetic/" in message
+
+
+def test_status_gives_no_eta_for_a_stopped_study(tmp_path):
+    from bench.tune.status import study_status
+
+    study = Sweep.open(sweep_args(tmp_path, None, "tune.trials=3")).study
+    t = study.ask()
+    t.set_user_attr("wall_seconds", 5.0)
+    study.tell(t, 0.5)
+    line = study_status(study, grace=60).line()
+    assert "1/3 counted" in line and "ETA - (stopped: no worker running; rerun the sweep command" in line
+    running = study.ask()  # a worker on it now (its lease is fresh): an ETA at the trials' pace
+    hb_attrs = {"owner": {"host": "h", "pid": os.getpid()}}
+    for key, value in hb_attrs.items():
+        running.set_user_attr(key, value)
+    assert "stopped" not in study_status(study, grace=1e9).line()

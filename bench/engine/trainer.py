@@ -337,7 +337,7 @@ class Trainer:
     def _intermediate_validation(self) -> None:
         metrics = self.validate()
         self.history.append({"step": self.step, "val_miou": metrics.miou})
-        log.debug("step %d: %s mIoU %.4f", self.step, self.cfg.eval.split, metrics.miou)
+        log.debug("step %d: %s mIoU %.2f", self.step, self.cfg.eval.split, 100 * metrics.miou)
         for cb in self.callbacks:
             cb.on_validation(self.step, metrics)
 
@@ -360,6 +360,7 @@ class Trainer:
             "split": cfg.eval.split,
             "train_split": cfg.train.split,
             "metrics": {**metrics.as_dict(), "class_names": names},
+            "metrics_unit": "fraction",  # miou 0.4123 = 41.23 %: what is printed, tabled and drawn
             "config_hash": self.hash,
             "config": to_dict(cfg),
             "teacher_checkpoint": self.teacher_info,

@@ -294,7 +294,10 @@ class Sweep:
         else:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
-        head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
+        # the docs' "trial k" is slot k; a replaced trial has a later Optuna number than its slot
+        slot = st.slots(self.study.get_trials(deepcopy=False))[last.number][0]
+        number = f"{last.number:>3}" + (f" (slot {slot})" if slot != last.number else "")
+        head = f"[{self.cfg.method.name}] trial {number} {last.state.name:<8} {value:>9}"
         say(f"{head} | best {best} | {target} | ETA {duration(eta)}")
 
 
