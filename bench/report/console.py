@@ -16,6 +16,7 @@ import pandas as pd
 # (column of the comparison table, heading, format); mIoU columns are in percent
 SHOWN = [
     ("method", "method", "{}"),
+    ("budget_kind", "kind", "{}"),
     ("trials", "trials", "{:.0f}"),
     ("repeats", "rep", "{:.0f}"),
     ("seeds", "seeds", "{:.0f}"),
