@@ -25,6 +25,16 @@ WORKERS ?=
 LAUNCHER ?=
 BUDGETS ?=
 REPEATS ?=
+STUDY   ?=
+YES     ?=
+
+# A misspelt variable (METHD=ifvd, TRIAL=2) would otherwise be ignored and the defaults would run.
+KNOWN_VARIABLES := DATASET METHOD STUDENT TEACHER ARGS TRIALS BUDGET SEEDS STORAGE WORKERS LAUNCHER \
+	BUDGETS REPEATS STUDY YES PYTHON STAMP
+unknown_variables := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+ifneq ($(strip $(unknown_variables)),)
+$(error unknown variable $(unknown_variables) (misspelt?); known: $(KNOWN_VARIABLES); pass config keys as ARGS="key=value")
+endif
 
 presets = dataset=$(DATASET) $(if $(STUDENT),student=$(STUDENT)) $(if $(TEACHER),teacher=$(TEACHER))
 budget_kind = $(word 1,$(subst :, ,$(BUDGET)))
@@ -40,7 +50,8 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan check-data \
+	perf perf-kd perf-data demo test lint docs docs-build clean clean-all forget-failures forget-study
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -65,6 +76,8 @@ help:
 ## REPEATS  independent studies per method (default 1; own sampler and hold-out seeds)
 ## BUDGETS  final/report: several budgets from the same studies, e.g. 5,10,20 or 600s,1200s
 ## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)
+## STUDY    forget-failures/forget-study: a study name as make status lists it
+## YES      1: forget-study and clean-all delete without asking
 ## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
 
 setup: $(STAMP) ## create .venv and install the project (pinned by constraints.txt)
@@ -108,6 +121,12 @@ report: $(STAMP) ## comparison tables and figures from the final runs (BUDGETS=5
 plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
 	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
 
+forget-failures: $(STAMP) ## a study's failed trials stop counting against tune.max_failed_trials (after a fix)
+	@$(BIN)/python -m bench.forget failures "$(STUDY)" $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
+
+forget-study: $(STAMP) ## delete one study (STUDY=...) and its trial folders, after a question; finals stay
+	@$(BIN)/python -m bench.forget study "$(STUDY)" $(if $(YES),--yes) $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
+
 check-data: $(STAMP) ## decode every file of a dataset copy once; non-zero exit on any fault
 	$(BIN)/python -m bench.check_data $(presets) $(ARGS)
 
@@ -137,8 +156,20 @@ docs: $(STAMP) ## serve the documentation site at http://127.0.0.1:8000 (live re
 docs-build: $(STAMP) ## build the documentation site into site/ (--strict: a broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-# Generated results (runs, teachers, demo); the virtual environment stays.
-clean: ## delete generated results (keeps .venv)
-	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+# What took GPU-hours (teachers, studies, their trials and finals) stays unless clean-all is asked for.
+KEPT := teachers studies trials finals
+clean: ## delete generated results except teachers, studies, trials and finals (keeps .venv)
+	find results -mindepth 1 -maxdepth 1 ! -name README.md $(foreach k,$(KEPT),! -name $(k)) -exec rm -rf {} +
 	rm -rf .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
+	@kept="$$(cd results && ls -d $(KEPT) 2>/dev/null | tr '\n' ' ')"; \
+	if [ -n "$$kept" ]; then echo "kept results/{$$kept} (teachers, studies, finals: make clean-all deletes them)"; fi
+
+clean-all: ## delete every generated result, teachers and studies too, after a question (YES=1: no question)
+	@if [ "$(YES)" != 1 ]; then \
+		printf 'delete everything under results/ (teachers, studies, finals included)? [y/N] '; read a || a=; \
+		case "$$a" in y|Y|yes) ;; *) echo "nothing deleted"; exit 0;; esac; fi; \
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} + ; \
+	rm -rf .pytest_cache .ruff_cache; \
+	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} + ; \
+	echo "deleted everything under results/ (but README.md)"

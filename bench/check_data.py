@@ -9,7 +9,17 @@ sizes, label values outside the dataset's classes, a split size different from t
 It exits with status 2 when it found any fault, so it can gate a cluster job before hours of training.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help, help_text
+
+USAGE = """usage: python -m bench.check_data [dataset=...] [dataset.root=...] [key=value ...]
+
+Decodes every image and label of the dataset's train and val splits once (train.num_workers
+processes), prints counts, sizes and label values, and exits with status 2 on any fault."""
+
+answer_help(__name__, help_text(USAGE))  # before torch: --help answers at once
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,11 +34,6 @@ from bench.config.compose import load_config
 from bench.data import DATASETS
 from bench.data.files import FileDataset
 from bench.errors import ConfigError, DataError
-
-USAGE = """usage: python -m bench.check_data [dataset=...] [dataset.root=...] [key=value ...]
-
-Decodes every image and label of the dataset's train and val splits once (train.num_workers
-processes), prints counts, sizes and label values, and exits with status 2 on any fault."""
 
 MAX_LISTED = 10  # faults printed per kind; the count covers all
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench.errors import BenchError
+from bench.errors import DISK_ERRNOS, BenchError, unwritable_message
 from bench.paths import conf_dir
 from bench.utils.logs import setup_logging
 from bench.utils.signals import exit_status, raise_on_sigterm, skip_final_collection
@@ -32,6 +32,22 @@ def config_groups() -> str:
         options = sorted(f.stem for f in group.glob("*.yaml"))
         lines.append(f"  {group.name:<8} {', '.join(options)}")
     return "\n".join(lines)
+
+
+def help_text(usage: str) -> str:
+    """What ``--help`` prints for a config command: its usage, the config groups and the key=value rule."""
+    return (
+        f"{usage}\n\nConfig groups (pick one with group=option):\n{config_groups()}\n\n"
+        "Any key can be set with key=value; --cfg prints the composed config."
+    )
+
+
+def answer_help(module: str, text: str) -> None:
+    """``python -m <module> --help``: print ``text`` and exit, called at the top of a module whose
+    imports are heavy (torch), before them, so ``--help`` answers at once and needs no torch."""
+    if module == "__main__" and HELP_FLAGS & set(sys.argv[1:]):
+        print(text)
+        sys.exit(0)
 
 
 def cfg_request(args: list[str]) -> list[str] | None:
@@ -75,10 +91,7 @@ def run_cli(
     raise_on_sigterm()
     try:
         if HELP_FLAGS & set(args):
-            print(
-                f"{usage}\n\nConfig groups (pick one with group=option):\n{config_groups()}\n\n"
-                "Any key can be set with key=value; --cfg prints the composed config."
-            )
+            print(help_text(usage))
             return
         cfg_overrides = cfg_request(args)
         if cfg_overrides is not None:
@@ -93,6 +106,11 @@ def run_cli(
         main(args)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a read-only, full or misplaced output folder: the user's to fix
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: {unwritable_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as e:  # Ctrl-C: 130; SIGTERM: 143
         print(f"\n{e or 'interrupted'}", file=sys.stderr)

@@ -7,6 +7,9 @@ its traceback.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class BenchError(Exception):
     """An error caused by the user's input; the message names the cause and the fix."""
@@ -25,6 +28,15 @@ class BenchError(Exception):
 
 class ConfigError(BenchError):
     """A config value is missing, misspelled, of the wrong type or inconsistent."""
+
+
+class UnavailableError(ConfigError):
+    """Something every run needs cannot be had here (pretrained weights offline, a weights file
+    missing): not the sampled values' fault, so a sweep stops rather than trying other values."""
+
+
+class NoCompletedTrialError(ConfigError):
+    """A study has no completed trial yet (a final or a report has nothing to take from it)."""
 
 
 class DataError(BenchError):
@@ -53,3 +65,26 @@ class MemoryLimitError(ConfigError):
     def __init__(self, message: str, term: str) -> None:
         super().__init__(message)
         self.term = term
+
+
+# An output folder or file that cannot be written: the user's to fix (space, permissions, a path).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
+
+
+def unwritable_message(e: OSError, path: str | Path | None = None) -> str:
+    """One line for an output folder or file that cannot be written (read-only, full, no permission);
+    ``path``: the folder a write check failed on (else the error's own file)."""
+    where = path or e.filename or "the output folder"
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+    verb = "write to" if path is not None or full else "access"
+    why = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "it is on a read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(e.errno or 0, e.strerror or type(e).__name__)
+    return (
+        f"cannot {verb} {where}: {why}; free space or fix its permissions, or write elsewhere "
+        "(output_dir=, teachers_dir=, tune.studies_dir=, tune.trials_dir=, tune.finals_dir=, report --out)"
+    )

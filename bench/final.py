@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,7 +116,7 @@ def _run(
     from bench.report.table import parse_budgets
     from bench.tune import study as st
     from bench.tune.compute_match import run_compute_matched
-    from bench.tune.finals import run_finals
+    from bench.tune.finals import check_final_needs, final_jobs, train_final_jobs
 
     budgets = parse_budgets(budgets_text)
     kinds = {b.kind for b in budgets}
@@ -131,7 +132,7 @@ def _run(
             f"no study{' with ' + what if what else ''} in {st.storage_url_for_log(cfg.tune)}; "
             "run `make baseline` / `make sweep` first"
         )
-    rows = []
+    jobs, skipped, rows = [], [], []
     for g in groups:
         selection = [f"{k}={g[k]}" for k in SELECTORS if g[k] is not None]
         for budget in budgets or [None]:
@@ -140,8 +141,17 @@ def _run(
             if compute_matched:
                 rows += run_compute_matched([*rest, *selection, *chosen], method, COMPUTE_DIR, at_requested)
             else:
-                rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
-    print(f"\n{len(rows)} final runs")
+                jobs += final_jobs([*rest, *selection, *chosen], method, at_requested, skipped)
+    for line in skipped:  # the other studies' finals go ahead
+        print(f"skipped {line}", file=sys.stderr)
+    if not compute_matched:
+        if not jobs:
+            raise ConfigError(f"no study has a completed trial yet ({len(skipped)} skipped, listed above)")
+        check_final_needs(jobs)  # every run's needs, before the first one trains
+        rows = train_final_jobs(jobs, cfg, standby)
+    print(
+        f"\n{len(rows)} final runs" + (f"; {len(skipped)} studies skipped (listed above)" if skipped else "")
+    )
 
 
 def cli() -> None:

@@ -15,7 +15,12 @@ Usage: ``python -m bench.plan [dataset=a,b|all] [method=m1,m2] [student=...] [te
 ``method=`` every method of ``conf/method`` is planned next to the baseline.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import json
 import logging
@@ -217,13 +222,18 @@ def _sync(device: torch.device) -> None:
 
 
 def split_sizes(cfg: RunConfig) -> tuple[int, int, int]:
-    """(training images, tuning hold-out images, validation images) of the official splits."""
+    """(training images, tuning hold-out images, validation images): the copy's when it is there (a
+    partial or shrunk copy runs on what it has), else the official splits'."""
     if cfg.dataset.name == "synthetic":
         n, val = cfg.dataset.train_size, cfg.dataset.val_size
     else:
-        dataset = DATASETS.get(cfg.dataset.name).__new__(DATASETS.get(cfg.dataset.name))
-        dataset.cfg = cfg.dataset  # official_size reads only the config
-        n, val = dataset.official_size("train") or 0, dataset.official_size("val") or 0
+        cls = DATASETS.get(cfg.dataset.name)
+        try:  # lists the copy's files (decodes none)
+            n, val = len(cls(cfg.dataset, "train")), len(cls(cfg.dataset, "val"))
+        except BenchError:  # no copy here (yet): plan the official sizes
+            dataset = cls.__new__(cls)
+            dataset.cfg = cfg.dataset  # official_size reads only the config
+            n, val = dataset.official_size("train") or 0, dataset.official_size("val") or 0
     size = cfg.dataset.holdout_size
     held = round(size * n) if 0 < size < 1 else int(size)
     return n, held, val
@@ -310,10 +320,10 @@ def format_plan(rows: Sequence[Row], header: Sequence[str]) -> str:
     head += f"{'evals/run':>9} {'eval imgs':>9} {'GPU-h':>9} {'disk GB':>8}"
     lines += [head, "-" * len(head)]
     for r in rows:
+        step_ms = "<0.1" if 0 < r.step_s < 5e-5 else f"{1000 * r.step_s:.1f}"  # a shrunk CPU config
         lines.append(
-            f"{r.dataset:<11} {r.stage:<7} {r.method:<16} {r.runs:>5} {r.iterations:>9} "
-            f"{1000 * r.step_s:>8.1f} "
-            f"{r.evals:>9} {r.eval_images:>9} {r.gpu_hours:>9.1f} {r.disk_bytes / 1e9:>8.2f}"
+            f"{r.dataset:<11} {r.stage:<7} {r.method:<16} {r.runs:>5} {r.iterations:>9} {step_ms:>8} "
+            f"{r.evals:>9} {r.eval_images:>9} {hours_text(r.gpu_hours):>9} {r.disk_bytes / 1e9:>8.2f}"
             + (f"  ({r.note})" if r.note else "")
         )
     lines.append("-" * len(head))
@@ -330,6 +340,11 @@ def _total(label: str, rows: Sequence[Row]) -> str:
     parts = ", ".join(f"{s} {h:,.1f}" for s, h in by_stage.items())
     disk = sum(r.disk_bytes for r in rows) / 1e9
     return f"{label}: {sum(by_stage.values()):,.1f} GPU-h ({parts}); checkpoints {disk:,.1f} GB"
+
+
+def hours_text(hours: float) -> str:
+    """GPU-hours to one decimal; below 0.05 (a shrunk CPU config) GPU-seconds, not 0.0."""
+    return f"{hours * 3600:.2f}s".replace("0.00s", "<0.01s") if 0 < hours < 0.05 else f"{hours:,.1f}"
 
 
 def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
@@ -364,7 +379,11 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
 def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str:
     from bench.teacher import teacher_config
 
-    datasets, methods, rest, flags = parse(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        return __doc__
+    datasets, methods, rest, flags = parse(argv)
     if timing is None:
         calibrate = flags["calibrate"] if flags["calibrate"] is not None else torch.cuda.is_available()
         timing = Calibration(flags["steps"]) if calibrate else FlopEstimate(flags["tflops"])

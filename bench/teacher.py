@@ -57,7 +57,12 @@ def train_teacher(cfg: RunConfig) -> dict:
 
 
 def main(overrides: list[str]) -> None:
-    train_teacher(teacher_config(overrides))
+    from bench.preflight import check_run_needs
+
+    cfg = teacher_config(overrides)
+    # the teacher network is the run's student here: its weights, its data, where it is stored
+    check_run_needs(cfg, (cfg.train.split, cfg.eval.split), (cfg.output_dir, cfg.teachers_dir), teacher=False)
+    train_teacher(cfg)
 
 
 def cli() -> None:

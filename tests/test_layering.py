@@ -39,8 +39,9 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     (
         "composition",
-        ("bench.config.compose", "bench.cli"),
-        "Hydra composition validated against the registries; the entry points' shared plumbing",
+        ("bench.config.compose", "bench.cli", "bench.preflight"),
+        "Hydra composition validated against the registries; the entry points' shared plumbing; "
+        "what a run needs, checked before it starts",
     ),
     ("engine", ("bench.engine",), "one training run: the trainer, its step, callbacks, checkpoints"),
     ("workers", ("bench.workers",), "worker processes, multi-GPU trials, the local/Slurm launchers"),
@@ -55,6 +56,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.sweep",
             "bench.final",
             "bench.fidelity",
+            "bench.forget",
             "bench.status",
             "bench.demo",
             "bench.plan",

@@ -145,7 +145,13 @@ class FileDataset(SegmentationDataset):
                 cfg.name,
             )
         if not root.is_dir():
-            raise cls.layout_error(f"dataset root {root} does not exist", cfg.name)
+            via = f"${DATA_ROOT_ENV}/{cls.folder}" if not cfg.root else "dataset.root"
+            raise cls.layout_error(
+                f"dataset root {root} ({via}) does not exist; pass dataset.root=/path/to/"
+                f"{cls.folder or 'data'} or set ${DATA_ROOT_ENV} to the folder that contains "
+                f"'{cls.folder or 'data'}'",
+                cfg.name,
+            )
         if cls.marker and not (root / cls.marker).exists():
             below = sorted(p.parent for p in [*root.glob(f"*/{cls.marker}"), *root.glob(f"*/*/{cls.marker}")])
             if below:

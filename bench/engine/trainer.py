@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -269,9 +270,10 @@ class Trainer:
                 if interrupted.is_set():
                     if self.dist.is_main:
                         save_checkpoint(self.out, self.state_dict())
+                    how = "the same command" if self.cfg.resume else "the same command with resume=true"
                     raise KeyboardInterrupt(
-                        f"interrupted at step {self.step}; checkpoint saved in {self.out}, rerun with "
-                        "resume=true to continue"
+                        f"interrupted at step {self.step}; checkpoint saved in {self.out}: "
+                        f"rerun {how} to continue"
                     )
         except BaseException:
             clock.stop()  # a stopped run (pruned, diverged) still reports its cost
@@ -300,7 +302,7 @@ class Trainer:
     def _intermediate_validation(self) -> None:
         metrics = self.validate()
         self.history.append({"step": self.step, "val_miou": metrics.miou})
-        log.debug("step %d: %s mIoU %.4f", self.step, self.cfg.eval.split, metrics.miou)
+        log.debug("step %d: %s mIoU %.2f", self.step, self.cfg.eval.split, 100 * metrics.miou)
         for cb in self.callbacks:
             cb.on_validation(self.step, metrics)
 
@@ -323,6 +325,7 @@ class Trainer:
             "split": cfg.eval.split,
             "train_split": cfg.train.split,
             "metrics": {**metrics.as_dict(), "class_names": names},
+            "metrics_unit": "fraction",  # miou 0.4123 = 41.23 %: what is printed, tabled and drawn
             "config_hash": self.hash,
             "config": to_dict(cfg),
             "teacher_checkpoint": self.teacher_info,
@@ -359,8 +362,13 @@ def _graceful_interrupt() -> Iterator[threading.Event]:
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
+    owner = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
+        # DataLoader workers forked while this handler is set get the terminal's Ctrl-C too: the
+        # training process alone answers (and says so once); it stops its workers itself.
+        if os.getpid() != owner:
+            return
         if event.is_set():
             raise KeyboardInterrupt
         event.set()

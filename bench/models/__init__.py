@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from bench.config.schema import ModelConfig
-from bench.errors import CheckpointError, ConfigError
+from bench.errors import CheckpointError, ConfigError, UnavailableError
 from bench.registry import Registry
 
 MODELS: Registry = Registry("architecture", package="bench.models.archs")
@@ -36,7 +36,7 @@ def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Se
         raise ConfigError(f"{role}: {e}; check {role}.encoder_kwargs and {role}.decoder_kwargs") from None
     except (OSError, RuntimeError) as e:
         if weights == "imagenet":
-            raise ConfigError(
+            raise UnavailableError(
                 f"{role}.encoder_weights=imagenet: could not fetch weights for '{cfg.encoder}' ({e}). "
                 f"Offline? Download them once and pass {role}.encoder_weights=/path/to/weights.pth"
             ) from None
@@ -54,7 +54,9 @@ def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Se
 
 def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> None:
     if not path.is_file():
-        raise ConfigError(f"{role}.encoder_weights={path}: file not found (use null, imagenet or a path)")
+        raise UnavailableError(
+            f"{role}.encoder_weights={path}: file not found (use null, imagenet or a path)"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -65,12 +67,15 @@ def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> No
     own = encoder.state_dict().keys()
     if not set(own) & set(state) and any(k.startswith("model.") for k in own):
         state = {f"model.{k}": v for k, v in state.items()}  # timm-universal encoders nest under model.
-    result = encoder.load_state_dict(state, strict=False)
-    if result.missing_keys:
+    # smp's own encoders override load_state_dict (dropping the classifier's keys) and return None,
+    # so the missing weights are found here rather than read from its result
+    missing = [k for k in encoder.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
         raise CheckpointError(
-            f"{role}.encoder_weights={path} does not fit encoder; {len(result.missing_keys)} weights "
-            f"missing, e.g. {result.missing_keys[:3]}"
+            f"{role}.encoder_weights={path} does not fit encoder; {len(missing)} weights "
+            f"missing, e.g. {missing[:3]}"
         )
+    encoder.load_state_dict(state, strict=False)
 
 
 __all__ = ["MODELS", "Segmenter", "Taps", "build_model", "count_parameters", "pad_to_multiple", "upsample"]

@@ -16,7 +16,12 @@ Every table is printed with its settings and written to ``<out>/<name>_<device>.
 them together to ``<out>/perf_<device>.md``.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import csv

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import DISK_ERRNOS, BenchError, unwritable_message
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
 from bench.utils.logs import setup_logging
 
@@ -61,18 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     from bench.config.budget import Budget
     from bench.report.aggregate import write_aggregate
     from bench.report.compute import compute_table, side_by_side, write_compute_table
+    from bench.report.console import console_tables
     from bench.report.fidelity import fidelity_flags, fidelity_table, write_fidelity_table
-    from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.figure_files import write_figures
     from bench.report.pruning import pruning_check, pruning_flags
     from bench.report.table import (
-        COLUMNS,
         budget_curves,
         choose_studies,
         comparisons,
         final_runs,
         flags,
         parse_budgets,
-        tuning_curves,
         write_tables,
     )
     from bench.report.tuning_curves import write_curves_table
@@ -97,46 +96,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for table in tables.values():  # its own column (bench.report.pruning), beside budget_check
         table["pruning_check"] = pruning_check(table)
-    written = []
-    for budget, table in tables.items():
-        written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
-    # tables of budgets whose finals are gone would pass for current ones
-    held = set(runs["budget"])
-    for stale in sorted((args.out / "tables").glob("comparison_*.*")):
-        if stale.stem.removeprefix("comparison_") not in held:
-            stale.unlink()
-            print(f"removed {stale} (no final runs at budget {stale.stem.removeprefix('comparison_')})")
-    # comparison.* and the figures: the largest budget asked for (the main comparison), in any order
-    main_budget = max(tables, key=Budget.from_label)
-    table = tables[main_budget]
-    written.extend(write_tables(table, args.out / "tables").values())
-    largest = runs[runs["budget"] == main_budget]
-    figures = args.out / "figures"
-    written.extend(save_figure(gaps_figure(table), figures / "gaps.png"))
-    written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
-    written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
-    written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
-    # across comparisons (two or more dataset × student × teacher): IQM, P(improvement), profiles
-    written.extend(write_aggregate(choose_studies(largest, args.study), args.out / "tables", figures))
-    matched = final_runs(args.compute_finals) if args.compute_finals.is_dir() else pd.DataFrame()
-    compute = compute_table(choose_studies(largest, args.study), matched)
-    if not compute.empty:
-        written.extend(write_compute_table(compute, args.out / "tables"))
-        print(f"\nequal iterations vs equal compute (budget {main_budget}):\n{side_by_side(compute)}")
+    compute = pd.DataFrame()
     fidelity = fidelity_table(args.fidelity)
-    if not fidelity.empty:
-        written.extend(write_fidelity_table(fidelity, args.out / "tables"))
-    with pd.option_context(
-        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
-    ):
-        for budget, shown in tables.items():
-            print(f"\nbudget {budget}:")
-            print(shown[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
-            for line in [*flags(shown), *pruning_flags(shown)]:
-                print(f"WARNING [{budget}]: {line}", file=sys.stderr)
+    try:
+        written = []
+        for budget, table in tables.items():
+            written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
+        # tables of budgets whose finals are gone would pass for current ones
+        held = set(runs["budget"])
+        for stale in sorted((args.out / "tables").glob("comparison_*.*")):
+            if stale.stem.removeprefix("comparison_") not in held:
+                stale.unlink()
+                print(f"removed {stale} (no final runs at budget {stale.stem.removeprefix('comparison_')})")
+        # comparison.*: the largest budget asked for (the main comparison), in any order; figures: one
+        # set per budget (bench.report.figure_files)
+        main_budget = max(tables, key=Budget.from_label)
+        written.extend(write_tables(tables[main_budget], args.out / "tables").values())
+        largest = choose_studies(runs[runs["budget"] == main_budget], args.study)
+        figures, left_out = write_figures(runs, tables, args.out / "figures")
+        written.extend(figures)
+        written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
+        # across comparisons (two or more dataset × student × teacher): IQM, P(improvement), profiles
+        written.extend(write_aggregate(largest, args.out / "tables", args.out / "figures"))
+        matched = final_runs(args.compute_finals) if args.compute_finals.is_dir() else pd.DataFrame()
+        compute = compute_table(largest, matched)
+        if not compute.empty:
+            written.extend(write_compute_table(compute, args.out / "tables"))
+        if not fidelity.empty:
+            written.extend(write_fidelity_table(fidelity, args.out / "tables"))
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: {unwritable_message(e)}", file=sys.stderr)
+        return 2
+    print(console_tables(tables))  # one block per comparison, within the terminal's width
+    if not compute.empty:
+        print(f"\nequal iterations vs equal compute (budget {main_budget}):\n{side_by_side(compute)}")
+    for budget, shown in tables.items():
+        for line in [*flags(shown), *pruning_flags(shown)]:
+            print(f"WARNING [{budget}]: {line}", file=sys.stderr)
     for line in fidelity_flags(fidelity):
         print(f"WARNING: {line}", file=sys.stderr)
     print("\n" + "\n".join(f"wrote {p}" for p in written))
+    for line in left_out:
+        print(f"figure {line}")
     return 0
 
 

@@ -141,7 +141,11 @@ def budget_curves_figure(
         bottom.axhline(0, color="black", lw=0.8)
         bottom.set_xlabel("trials k")
         bottom.set_ylabel("Δ(k) of median curves vs baseline (points)")
-        bottom.legend(fontsize=8)
+        if bottom.get_legend_handles_labels()[0]:
+            bottom.legend(fontsize=8)
+        else:  # no baseline (or no KD method) at this budget: say so rather than leave a blank panel
+            what = "no KD method" if base is not None else "no baseline at this budget"
+            bottom.text(0.5, 0.5, f"{what}: no Δ(k)", ha="center", va="center", transform=bottom.transAxes)
         for ax in (top, bottom):
             plain_ticks(ax, integer_x=True)
     if not curves:

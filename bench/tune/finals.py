@@ -24,7 +24,7 @@ from bench.config.overrides import Overrides
 from bench.config.schema import TuneConfig
 from bench.engine.checkpoint import finished_row
 from bench.engine.trainer import Trainer
-from bench.errors import ConfigError
+from bench.errors import ConfigError, NoCompletedTrialError
 from bench.methods import needs_teacher
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
@@ -118,8 +118,17 @@ class FinalJob:
         return finished_row(self.output_dir, self.config_hash)
 
 
-def final_jobs(overrides: list[str], method: str | None = None, at_requested: bool = False) -> list[FinalJob]:
-    """The final runs of every matching study, seeds 0..S-1 each (see :func:`run_finals`)."""
+def final_jobs(
+    overrides: list[str],
+    method: str | None = None,
+    at_requested: bool = False,
+    skipped: list[str] | None = None,
+) -> list[FinalJob]:
+    """The final runs of every matching study, seeds 0..S-1 each (see :func:`run_finals`).
+
+    A study without a completed trial in its budget's prefix is an error, or, given ``skipped``, a
+    line there (study, budget and why) while the other studies' runs are returned.
+    """
     cfg = load_config(overrides)
     storage = st.open_storage(cfg.tune)
     jobs = []
@@ -128,7 +137,17 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
         tune = cfg.tune
         if at_requested:
             tune = Budget.from_dict(st.requested_budget(study)).on(tune)
-        summary = study_summary(study, tune)
+        try:
+            summary = study_summary(study, tune)
+        except NoCompletedTrialError:
+            if skipped is None:
+                raise
+            t = st.tally(study)
+            skipped.append(
+                f"{name} ({Budget.of(tune).label}): no completed trial yet ({len(t.counted)} counted, "
+                f"{len(t.running)} running, {t.uncounted_failures} failed); finish its sweep, then rerun"
+            )
+            continue
         summary["storage"] = mask_url(st.storage_url(cfg.tune))
         if not summary["budget_met"]:
             log.warning(
@@ -188,6 +207,26 @@ def run_finals(
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)
+    check_final_needs(jobs)
+    return train_final_jobs(jobs, cfg, standby)
+
+
+def check_final_needs(jobs: Sequence[FinalJob]) -> None:
+    """What the runs still to train need (data, teacher, weights, a writable folder), one study at a
+    time, before any of them trains (:mod:`bench.preflight`)."""
+    from bench.preflight import check_run_needs
+
+    seen: set[str] = set()
+    for job in jobs:
+        if job.study in seen or job.finished() is not None:
+            continue
+        seen.add(job.study)
+        cfg = load_config(job.overrides)
+        check_run_needs(cfg, ("train", "val"), (cfg.output_dir,))
+
+
+def train_final_jobs(jobs: Sequence[FinalJob], cfg: RunConfig, standby: Sequence[Worker] = ()) -> list[dict]:
+    """Train (or reuse) ``jobs`` on ``cfg.tune.workers`` local workers; returns their rows in order."""
     todo = [job for job in jobs if job.finished() is None]
     workers = min(cfg.tune.workers, len(todo))
     if workers > 1:

@@ -12,8 +12,22 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from bench.errors import ConfigError, MemoryLimitError, NonFiniteLossError
-from bench.tune.study import COUNTED_FAILURES
+from bench.errors import (
+    DISK_ERRNOS,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MemoryLimitError,
+    NonFiniteLossError,
+    UnavailableError,
+    unwritable_message,
+)
+from bench.tune.study import COUNTED_FAILURES, USER_ERROR
+
+# A user's mistake that every trial would hit (data, a checkpoint, weights, a full or read-only disk):
+# the study stops at once with the one-line cause; the trial is replaced by the same configuration on
+# the rerun after the fix, and never counts against tune.max_failed_trials.
+USER_ERRORS = (DataError, CheckpointError, UnavailableError)
 
 
 class LeaseLostError(RuntimeError):
@@ -77,6 +91,9 @@ def classify(result: dict[str, Any] | Exception | KeyboardInterrupt) -> Outcome:
         return Outcome(fail, "nonfinite", str(e))
     if isinstance(e, torch.OutOfMemoryError):
         return Outcome(fail, "oom", (str(e).splitlines() or [""])[0])
+    if isinstance(e, USER_ERRORS) or (isinstance(e, OSError) and e.errno in DISK_ERRNOS):
+        message = unwritable_message(e) if isinstance(e, OSError) else str(e)
+        return Outcome(fail, USER_ERROR, message, then=Then.STOP_STUDY)
     if isinstance(e, MemoryLimitError):
         return Outcome(fail, "memory_limit", str(e), then=Then.STOP_STUDY)
     if isinstance(e, ConfigError):

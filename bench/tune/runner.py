@@ -31,6 +31,7 @@ from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.journal import StorageError
 from bench.tune.outcome import LeaseLostError, Then, classify
+from bench.tune.recovery import failures_against_limit
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration, study_status
@@ -138,6 +139,14 @@ def check_tune_config(cfg: RunConfig) -> None:
     make_pruner(cfg)
 
 
+def check_sweep_needs(cfg: RunConfig) -> None:
+    """What every trial needs (data, teacher, weights, writable folders), before the study is opened."""
+    from bench.preflight import check_run_needs
+
+    folders = [cfg.tune.trials_dir] + ([] if cfg.tune.storage else [cfg.tune.studies_dir])
+    check_run_needs(cfg, ("tune_train", "tune_holdout"), folders)
+
+
 @dataclass
 class Sweep:
     """One study and how to run its trials (rebuilt in every worker process)."""
@@ -148,10 +157,14 @@ class Sweep:
     study: optuna.Study
 
     @classmethod
-    def open(cls, overrides: Sequence[str]) -> Sweep:
+    def open(cls, overrides: Sequence[str], preflight: bool = False) -> Sweep:
+        """The study of ``overrides``, created or resumed; ``preflight``: first check what its trials
+        need (:func:`check_sweep_needs`), so a user's mistake leaves the study untouched."""
         cfg = study_config(overrides)  # composed once per process: its trials start from this composition
         check_tune_config(cfg)
         space = load_space(cfg)
+        if preflight:
+            check_sweep_needs(cfg)
         study = st.open_study(cfg, space, st.open_storage(cfg.tune), list(overrides))
         study.pruner = make_pruner(cfg)
         study.sampler = SlotSampler(lambda seed: make_sampler(cfg, seed), cfg.tune.sampler_seed)
@@ -176,10 +189,11 @@ class Sweep:
             st.enqueue_missing_replacements(self.study)  # stale trials, or a worker died before enqueuing
             if st.budget_met(self.study, tune):
                 break
-            if st.tally(self.study).uncounted_failures > tune.max_failed_trials:
+            if failures_against_limit(self.study) > tune.max_failed_trials:
                 raise BenchError(
                     f"study '{self.name}': more than tune.max_failed_trials={tune.max_failed_trials} trials "
-                    "crashed (see their fail_reason/error attributes); fix the cause and rerun to resume"
+                    "crashed (their tracebacks are above). Fix the cause, then "
+                    f"`make forget-failures STUDY={self.name}` and rerun the same command"
                 )
             if not st.budget_left(self.study, tune, time.time()):
                 if not wait:
@@ -222,6 +236,11 @@ class Sweep:
         if outcome.then is Then.STOP_STUDY:
             raise BenchError(f"study '{self.name}' stopped (every trial would stop here): {outcome.message}")
         if outcome.then is Then.RERAISE:
+            # the trial's checkpoint is gone and it reruns (not counted): the study goes on from there
+            error.args = (
+                f"interrupted in trial {trial.number} (not counted; it reruns with the same values): "
+                "rerun the same command to continue the study",
+            )
             raise error
 
     def _train(self, trial: Trial, lease: hb.Lease, attempt: TrialAttempt) -> dict[str, Any]:
@@ -270,7 +289,10 @@ class Sweep:
         else:
             target = f"{t.seconds:.0f}/{tune.seconds:.0f}s"
             eta = max(tune.seconds - t.seconds, 0) / max(tune.workers, 1)
-        head = f"[{self.cfg.method.name}] trial {last.number:>3} {last.state.name:<8} {value:>9}"
+        # the docs' "trial k" is slot k; a replaced trial has a later Optuna number than its slot
+        slot = st.slots(self.study.get_trials(deepcopy=False))[last.number][0]
+        number = f"{last.number:>3}" + (f" (slot {slot})" if slot != last.number else "")
+        head = f"[{self.cfg.method.name}] trial {number} {last.state.name:<8} {value:>9}"
         say(f"{head} | best {best} | {target} | ETA {duration(eta)}")
 
 
@@ -334,7 +356,7 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
 
     ``standby``: worker processes already started (:func:`bench.workers.processes.standby_workers`),
     used for local workers 1, 2, …; those not needed are dismissed before the trials start."""
-    sweeps = [Sweep.open(overrides) for overrides in studies]
+    sweeps = [Sweep.open(overrides, preflight=True) for overrides in studies]
     first = sweeps[0]
     for sweep in sweeps:
         tune = sweep.cfg.tune

@@ -26,10 +26,13 @@ class StudyStatus:
     best: float | None  # hold-out mIoU, a fraction (printed in percent)
     best_trial: int | None
     eta_seconds: float | None  # at the pace of the counted trials, with the workers now running
+    stopped: bool = False  # budget left and no live worker: no ETA, the sweep must be rerun
 
     def line(self) -> str:
         best = f"{100 * self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
         eta = "-" if self.eta_seconds is None else duration(self.eta_seconds) if self.eta_seconds else "done"
+        if self.stopped:
+            eta = "- (stopped: no worker running; rerun the sweep command to go on)"
         return (
             f"{self.name}: {self.target} counted, {self.running} running, {self.stale} stale, "
             f"{self.failed} failed | best {best} | ETA {eta}"
@@ -57,6 +60,8 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
         target = f"{len(t.counted)}/{total}"
         left = max(total - len(t.counted), 0)
         eta = 0.0 if left == 0 else (None if pace is None else left * pace / max(live, 1))
+    if live == 0 and left > 0:  # nobody works on it: an ETA at some pace would be a promise nobody keeps
+        eta = None
     return StudyStatus(
         study.study_name,
         len(t.counted),
@@ -67,6 +72,7 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
         best.value if best else None,
         best.number if best else None,
         eta,
+        stopped=live == 0 and left > 0,
     )
 
 

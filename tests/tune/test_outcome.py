@@ -6,7 +6,14 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from bench.errors import CheckpointError, ConfigError, DataError, MemoryLimitError, NonFiniteLossError
+from bench.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MemoryLimitError,
+    NonFiniteLossError,
+    UnavailableError,
+)
 from bench.tune.outcome import LeaseLostError, Outcome, Then, classify
 from bench.utils.signals import Interrupted
 
@@ -80,13 +87,28 @@ def test_an_interrupt_fails_uncounted_and_is_re_raised(error):
     [
         (RuntimeError("boom"), "RuntimeError: boom"),
         (ValueError(), "ValueError: "),
-        (DataError("sample 3 is corrupt"), "DataError: sample 3 is corrupt"),
-        (CheckpointError("bad file"), "CheckpointError: bad file"),
     ],
 )
 def test_any_other_exception_fails_uncounted_and_the_sweep_goes_on(error, message):
     o = classify(error)
     assert _summary(o) == (TrialState.FAIL, False, "error", message, Then.NEXT)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DataError("sample 3 is corrupt"),
+        CheckpointError("bad file"),
+        UnavailableError("student.encoder_weights=imagenet: could not fetch weights"),
+    ],
+)
+def test_a_users_mistake_stops_the_study_uncounted_with_its_message(error):
+    """Issue 26: a wrong root, a missing checkpoint or weights failed every trial in turn (11
+    tracebacks) until tune.max_failed_trials refused the study for good; every trial would hit it,
+    so the study stops at the first, with the one-line message, and the failure is not held
+    against the limit (tests/test_user_paths.py)."""
+    o = classify(error)
+    assert _summary(o) == (TrialState.FAIL, False, "user_error", str(error), Then.STOP_STUDY)
 
 
 def test_what_is_not_a_trial_outcome_is_refused():

@@ -156,7 +156,7 @@ def test_ctrl_c_removes_the_checkpoint_of_the_interrupted_trial(tmp_path):
     CALLS.clear()
     fault = "+method.terms.fault={term: _test_fault, kind: sigint, calls: [8]}"  # 2nd trial, step 3
     args = sweep_args(tmp_path, None, "tune.trials=3", fault)
-    with pytest.raises(KeyboardInterrupt, match="checkpoint saved"):
+    with pytest.raises(KeyboardInterrupt, match="rerun the same command to continue the study"):
         run_sweep(args)
     study, _ = _study(args)
     assert study.trials[1].user_attrs["fail_reason"] == "interrupted"

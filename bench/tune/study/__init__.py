@@ -24,6 +24,7 @@ from bench.tune.study._budget import (
     REPLACES,
     REQUESTED,
     SLOT,
+    USER_ERROR,
     Tally,
     best_so_far,
     best_trial,
@@ -91,9 +92,11 @@ def open_study(
         study.enqueue_trial(space.defaults, user_attrs={"literature_default": True}, skip_if_exists=True)
     elif stored != settings:
         changed = sorted(k for k in settings if stored.get(k) != settings[k])
+        values = "; ".join(f"{k}: stored {_short(stored.get(k))}, now {_short(settings[k])}" for k in changed)
         raise ConfigError(
-            f"study '{name}' already exists with other settings ({', '.join(changed)}); a study must keep "
-            "its settings to stay comparable — restore them, or use another storage (STORAGE=...)"
+            f"study '{name}' already exists with other settings ({values}); a study must keep its "
+            "settings to stay comparable — restore them, use another storage (STORAGE=...), or remove "
+            f"the study with `make forget-study STUDY={name}`"
         )
     record_requested_budget(study, cfg.tune)
     enqueue_discarded_slots(study, cfg.tune)
@@ -110,6 +113,7 @@ __all__ = [
     "REPLACES",
     "REQUESTED",
     "SLOT",
+    "USER_ERROR",
     "StudyName",
     "Tally",
     "best_so_far",
@@ -148,3 +152,9 @@ __all__ = [
     "trial_iterations",
     "val_interval",
 ]
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A stored or current setting for a one-line message (long ones, e.g. a search space, cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

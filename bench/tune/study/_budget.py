@@ -43,13 +43,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench.config.budget import Budget
 from bench.config.schema import TuneConfig
-from bench.errors import ConfigError
+from bench.errors import ConfigError, NoCompletedTrialError
 
 COUNTED_FAILURES = frozenset({"nonfinite"})
-
+# A user's mistake (data, weights, a checkpoint, a full disk): stops the study; never counted against
+# tune.max_failed_trials (see bench.tune.recovery).
+USER_ERROR = "user_error"
 # Failures caused outside the sampled configuration: the replacement re-runs the same configuration.
-EXTERNAL_FAILURES = frozenset({"interrupted", "stale"})
-
+EXTERNAL_FAILURES = frozenset({"interrupted", "stale", USER_ERROR})
 DISCARDED = "over_budget"  # never trained: not counted, not replaced
 
 SLOT, REPLACES, ATTEMPT = "slot", "replaces", "attempt"
@@ -285,7 +286,9 @@ def best_trial(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial:
     """The COMPLETE trial of ``trials`` (a :func:`prefix`) with the highest hold-out score."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise ConfigError(f"study '{study.study_name}' has no completed trial yet; run its sweep first")
+        raise NoCompletedTrialError(
+            f"study '{study.study_name}' has no completed trial yet; run its sweep first"
+        )
     return max(complete, key=lambda t: (t.value, -t.number))
 
 

@@ -1,0 +1,140 @@
+"""Checks before the first trial: what every run of a command will need is there, or one clear error.
+
+A sweep, a final or a teacher run that would fail in every trial (a wrong data root, a missing
+teacher checkpoint, pretrained weights that cannot be fetched, an output folder that cannot be
+written) stops here, before its study is created or touched, with a :class:`~bench.errors.BenchError`
+naming the cause and the fix (the entry points print it as one message and exit with status 2).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bench.config.schema import ModelConfig, RunConfig
+from bench.errors import CheckpointError, ConfigError, unwritable_message
+
+# How long the one look at the weights' host may take before the weights count as unreachable.
+HUB_TIMEOUT = 5.0
+
+
+def check_run_needs(
+    cfg: RunConfig, splits: Iterable[str], folders: Iterable[str | Path], teacher: bool | None = None
+) -> None:
+    """Every check a run of ``cfg`` needs: its data ``splits``, its teacher checkpoint (``teacher``:
+    None = when the method needs one), the student's pretrained weights and writable ``folders``."""
+    from bench.methods import needs_teacher
+
+    check_writable(*folders)
+    check_data(cfg, splits)
+    if needs_teacher(cfg) if teacher is None else teacher:
+        check_teacher(cfg)
+    check_weights(cfg.student, "student")
+
+
+def check_data(cfg: RunConfig, splits: Iterable[str]) -> None:
+    """The dataset's root, layout and split lists (lists the files; decodes none)."""
+    from bench.data import build_split
+
+    for split in splits:
+        build_split(cfg.dataset, str(getattr(split, "value", split)))
+
+
+def check_teacher(cfg: RunConfig) -> None:
+    from bench.teachers import teacher_path
+
+    path = teacher_path(cfg)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no teacher checkpoint at {path} for method '{cfg.method.name}'; train it first with "
+            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` or pass "
+            "teacher.checkpoint=/path/to/teacher.pt"
+        )
+
+
+def check_writable(*folders: str | Path) -> None:
+    """Each folder exists (created if needed) and takes a file; else an error naming it and why."""
+    for folder in folders:
+        path = Path(folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".segkd-write-check-"):
+                pass
+        except OSError as e:
+            raise ConfigError(unwritable_message(e, path)) from None
+
+
+def check_weights(model: ModelConfig, role: str) -> None:
+    """Pretrained encoder weights: a local file that exists, or ``imagenet`` weights in the Hugging
+    Face cache or fetched now, once (the trials then read the cache). Offline, the error names the
+    file to download and where to pass it, after one quick look at the host (no retries)."""
+    weights = model.encoder_weights
+    if weights is None:
+        return
+    if weights != "imagenet":
+        if not Path(weights).expanduser().is_file():
+            raise ConfigError(
+                f"{role}.encoder_weights={weights}: file not found; pass the path of the encoder's "
+                f"weights file, imagenet (downloaded), or null (random init)"
+            )
+        return
+    source = hub_file(model.encoder)
+    if source is None:
+        return  # an encoder smp fetches some other way: the trial reports what goes wrong
+    repo, filename, revision = source
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo, filename, revision=revision), str):
+        return
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = f"{endpoint}/{repo}/resolve/{revision or 'main'}/{filename}"
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "")  # read by the hub at import; a later change counts too
+    offline = flag.lower() in ("1", "true", "yes", "on") if flag else constants.HF_HUB_OFFLINE
+    reason = "HF_HUB_OFFLINE is set" if offline else reachable(endpoint)
+    if reason is None:
+        try:
+            hf_hub_download(repo, filename, revision=revision)
+            if filename == "model.safetensors" and repo.startswith("smp-hub/"):
+                hf_hub_download(repo, "config.json", revision=revision)  # smp reads it too
+            return
+        except Exception as e:  # any hub error means: the trials could not fetch them either
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+    raise ConfigError(
+        f"{role}.encoder_weights=imagenet: the weights of '{model.encoder}' are not in the Hugging Face "
+        f"cache and cannot be downloaded ({reason}). Offline: download {url} on a machine with "
+        f"network access, copy it here and pass {role}.encoder_weights=/path/to/{filename} "
+        f'(or ARGS="{role}.encoder_weights=null" for random init)'
+    )
+
+
+def hub_file(encoder: str) -> tuple[str, str, str | None] | None:
+    """(Hub repository, file, revision) that smp downloads for ``encoder``'s imagenet weights."""
+    if encoder.startswith("tu-"):
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(encoder[3:])
+        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        return (hub_id, "model.safetensors", None) if hub_id else None
+    from segmentation_models_pytorch.encoders import encoders
+
+    settings = encoders.get(encoder, {}).get("pretrained_settings", {}).get("imagenet")
+    if not settings or "repo_id" not in settings:
+        return None
+    return settings["repo_id"], "model.safetensors", settings.get("revision")
+
+
+def reachable(url: str) -> str | None:
+    """None when ``url``'s host answers a TCP connection within :data:`HUB_TIMEOUT`; else why not."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=HUB_TIMEOUT):
+            return None
+    except OSError as e:
+        return f"{parsed.hostname} unreachable: {e.strerror or e}"
