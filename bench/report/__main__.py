@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         help="accept finals of several commits or of a changed tree: the table's code column shows "
         "their versions and the flags say the mix was allowed (without it, such rows are flagged)",
     )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="the study storage the finals' rows are checked against (default: the one each row "
+        "records; needed when its password is masked or the studies moved)",
+    )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
@@ -66,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no final runs under {args.finals}; run `make final` first", file=sys.stderr)
         return 2
     try:
+        from bench.report.verify import verify_runs
+
+        verify_runs(runs, args.storage)  # an edited row, or one its study does not give, is refused
         tables = comparisons(
             runs,
             parse_budgets(args.budgets),
