@@ -40,7 +40,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher baseline sweep final status report plan check-data perf perf-kd perf-data demo test lint clean
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan check-data perf perf-kd perf-data demo test lint docs docs-build clean
 .DEFAULT_GOAL := help
 
 # `make` and `make help`: every target with its `## ` comment, then the variables.
@@ -48,12 +48,12 @@ help:
 	@echo "segkd-bench: make <target> [VARIABLE=value ...]"
 	@echo
 	@echo "Targets:"
-	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Variables:"
 	@awk '/^## [A-Z]+ / {sub(/^## /, "  "); print}' $(MAKEFILE_LIST)
 
-## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, folder
+## DATASET  synthetic (default), cityscapes, ade20k, voc, camvid, coco_stuff164k, folder
 ## METHOD   baseline (default) or a KD method, e.g. kd, ifvd, skd_pair (see conf/method/)
 ## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
 ## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101
@@ -81,6 +81,9 @@ train: $(STAMP) ## one student run
 teacher: $(STAMP) ## train the teacher, stored under results/teachers/
 	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
 
+maskd-tokens: $(STAMP) ## MasKD stage 1: tokens on the teacher, stored by its SHA-256
+	$(BIN)/python -m bench.maskd_tokens $(presets) $(ARGS)
+
 baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)
 
@@ -89,6 +92,12 @@ sweep: $(STAMP) ## tune METHOD with the same budget (LAUNCHER=slurm: workers as 
 
 final: $(STAMP) ## retrain each stored study's best configuration over SEEDS (BUDGETS=5,10,20: per budget)
 	@$(BIN)/python -m bench.final $(if $(BUDGETS),--budgets $(BUDGETS)) $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
+final-compute: $(STAMP) ## after make final: KD finals retrained at the baseline's measured compute (results/finals_compute)
+	@$(BIN)/python -m bench.final --compute-matched $(if $(BUDGETS),--budgets $(BUDGETS)) $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
+fidelity: $(STAMP) ## does the tuning schedule rank like the final one? top-k + k random trials retrained (tune.fidelity_k)
+	@$(BIN)/python -m bench.fidelity $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
@@ -120,6 +129,13 @@ test: $(STAMP) ## the test suite (what CI runs); ARGS="-m 'not slow'" for a quic
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
+
+# The documentation site (mkdocs-material + mkdocstrings); README.md is its home page.
+docs: $(STAMP) ## serve the documentation site at http://127.0.0.1:8000 (live reload)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-build: $(STAMP) ## build the documentation site into site/ (--strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Generated results (runs, teachers, demo); the virtual environment stays.
 clean: ## delete generated results (keeps .venv)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from bench.cli import run_cli
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import DATASETS
 from bench.data.files import FileDataset
 from bench.errors import ConfigError, DataError

@@ -12,24 +12,18 @@ This module imports neither torch nor Hydra, and the entry points import their h
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from bench.errors import BenchError
 from bench.paths import conf_dir
-from bench.tune.processes import exit_status, raise_on_sigterm, skip_final_collection
+from bench.utils.logs import setup_logging
+from bench.utils.signals import exit_status, raise_on_sigterm, skip_final_collection
 
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 HELP_FLAGS = {"-h", "--help"}
 # What Hydra's own `--cfg` takes; segkd-bench has no Hydra runtime config, so all three print the job's.
 CFG_PARTS = {"job", "all", "hydra"}
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="[%(name)s] %(message)s", stream=sys.stderr)
-    for noisy in ("timm", "urllib3", "httpx", "huggingface_hub", "fontTools"):  # fontTools: PDF fonts
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def config_groups() -> str:

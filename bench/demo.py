@@ -64,6 +64,7 @@ def main(overrides: list[str]) -> None:
     import matplotlib
     import torch
 
+    from bench.config.budget import Budget
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
     from bench.report.table import (
         COLUMNS,
@@ -74,10 +75,11 @@ def main(overrides: list[str]) -> None:
         tuning_curves,
         write_tables,
     )
+    from bench.report.tuning_curves import write_curves_table
     from bench.teachers import load_teacher, read_teacher_meta, teacher_path
     from bench.tune.finals import run_finals
     from bench.tune.runner import run_sweeps
-    from bench.tune.study import budget_tag, repeat_overrides
+    from bench.tune.study import repeat_overrides
 
     workers = t_cfg.tune.workers
     studies = {
@@ -104,7 +106,7 @@ def main(overrides: list[str]) -> None:
 
     matplotlib.use("Agg")
     runs = final_runs(t_cfg.tune.finals_dir)
-    runs = runs[runs["method"].isin(METHODS) & (runs["budget"] == budget_tag(t_cfg.tune))]
+    runs = runs[runs["method"].isin(METHODS) & (runs["budget"] == Budget.of(t_cfg.tune).label)]
     from bench.report.verify import verify_runs
 
     verify_runs(runs)
@@ -114,6 +116,7 @@ def main(overrides: list[str]) -> None:
         *save_figure(gaps_figure(table), RESULTS / "figures" / "gaps.png"),
         *save_figure(tuning_curves_figure(tuning_curves(runs)), RESULTS / "figures" / "tuning_curves.png"),
         *save_figure(budget_curves_figure(budget_curves(runs)), RESULTS / "figures" / "budget_curves.png"),
+        *write_curves_table(budget_curves(runs), RESULTS / "tables"),
     ]
     repeats = t_cfg.tune.repeats
     print(f"\nsegkd-bench demo: synthetic data, {time.perf_counter() - start:.0f} s, {repeats} repeats")
@@ -130,9 +133,9 @@ def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: 
     """Train the teacher in one worker process while this process tunes the baseline's studies and
     trains their finals (one worker each, the CPU threads split between the two)."""
     from bench.tune.finals import run_finals
-    from bench.tune.processes import start_workers, work_beside
     from bench.tune.runner import run_sweeps
     from bench.utils.devices import available_cpus, torch_threads
+    from bench.workers.processes import start_workers, work_beside
 
     threads = max(1, available_cpus() // 2)
 
@@ -158,7 +161,7 @@ def _train_teacher(cfg: RunConfig, threads: int | None) -> None:
     if threads is not None:
         import torch
 
-        from bench.cli import setup_logging
+        from bench.utils.logs import setup_logging
 
         setup_logging()
         torch.set_num_threads(threads)

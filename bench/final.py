@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli import run_cli
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bench.tune.processes import Worker
+    from bench.workers.processes import Worker
 
 USAGE = """usage: python -m bench.final [--budgets N,N,...] [method=...] [dataset=...] [key=value ...]
 
@@ -21,10 +22,15 @@ study's final runs compose the config its sweep was run with. Finished runs are 
 
 The budget: a study serves every budget as the prefix of its trials. By default each study is
 finalised at the largest budget its sweeps asked for; tune.trials=N (tune.seconds=S) picks one, and
---budgets 5,10,20 (or 600s,1200s) finalises each of several budgets in turn."""
+--budgets 5,10,20 (or 600s,1200s) finalises each of several budgets in turn.
+
+--compute-matched (make final-compute, after make final): each KD study's finals retrain for the
+iterations that cost what the baseline's finals cost, iterations × baseline step time / method step
+time (measured in their finals), the schedule stretched alike; rows go to results/finals_compute."""
 
 SELECTORS = ("dataset", "student", "teacher")
-AMOUNT_KEYS = ("tune.trials=", "tune.seconds=")
+COMPUTE_FLAG = "--compute-matched"
+COMPUTE_DIR = Path("results/finals_compute")
 
 
 def study_groups(names: list[str], given: dict[str, str], method: str | None, kind: str | None) -> list[dict]:
@@ -33,13 +39,14 @@ def study_groups(names: list[str], given: dict[str, str], method: str | None, ki
     Study names are ``<dataset>/<student>/<teacher or none>/<method>/<budget kind>[/r<repeat>]``; a
     baseline (teacher ``none``) belongs to every teacher of its dataset × student × kind.
     """
+    from bench.tune.study import StudyName
+
     studies = []
     for name in names:
-        parts = name.split("/")
-        repeat_ok = len(parts) == 5 or (len(parts) == 6 and parts[5].removeprefix("r").isdigit())
-        if not repeat_ok or parts[4] not in ("trials", "time"):
+        parsed = StudyName.parse(name)
+        if parsed is None:
             continue  # not a segkd-bench study (or one named before budgets became prefixes)
-        studies.append(dict(zip(("dataset", "student", "teacher", "method", "kind"), parts[:5], strict=True)))
+        studies.append({k: getattr(parsed, k) for k in ("dataset", "student", "teacher", "method", "kind")})
     studies = [
         s
         for s in studies
@@ -60,13 +67,6 @@ def study_groups(names: list[str], given: dict[str, str], method: str | None, ki
     return out
 
 
-def budget_overrides(label: str) -> list[str]:
-    """``trials20`` or ``time3600s`` (labels of ``parse_budgets`` in bench.report.table) as overrides."""
-    if label.startswith("trials"):
-        return ["tune.budget=trials", f"tune.trials={label[len('trials') :]}"]
-    return ["tune.budget=time", f"tune.seconds={label[len('time') :].rstrip('s')}"]
-
-
 def split_budgets_flag(args: list[str]) -> tuple[list[str], str]:
     """``[..., '--budgets', '5,10', ...]`` (or ``--budgets=5,10``) → (the other arguments, '5,10')."""
     rest, text, it = [], "", iter(args)
@@ -76,16 +76,19 @@ def split_budgets_flag(args: list[str]) -> tuple[list[str], str]:
             if not text:
                 raise ConfigError("--budgets needs a value, e.g. --budgets 5,10,20 (trials) or 600s,1200s")
         elif a.startswith("--budgets="):
-            text = a.split("=", 1)[1]
+            text = a.removeprefix("--budgets=")
         else:
             rest.append(a)
     return rest, text
 
 
 def main(args: list[str]) -> None:
-    from bench.tune.processes import requested_workers, standby_workers
+    from bench.workers.processes import requested_workers, standby_workers
 
     overrides, budgets_text = split_budgets_flag(args)
+    if COMPUTE_FLAG in overrides:  # compute-matched finals (bench.tune.compute_match): one process
+        _run([o for o in overrides if o != COMPUTE_FLAG], budgets_text, (), compute_matched=True)
+        return
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
         _run(overrides, budgets_text, standby)
@@ -95,27 +98,31 @@ def main(args: list[str]) -> None:
 PRELOAD = ("bench.tune.finals", "segmentation_models_pytorch")
 
 
-def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> None:
-    from bench.config import load_config
+def _run(
+    overrides: list[str], budgets_text: str, standby: Sequence[Worker], compute_matched: bool = False
+) -> None:
+    from bench.config.compose import load_config
+    from bench.config.overrides import Overrides
 
-    method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), None)
-    rest = [o for o in overrides if not o.startswith("method=")]
-    given = {k: v for k, _, v in (o.partition("=") for o in rest) if k in SELECTORS}
+    everything = Overrides(overrides)
+    method = everything.get("method")
+    rest = everything.without("method", below=False)
+    given = {k: rest.get(k) for k in SELECTORS if rest.has(k)}
     cfg = load_config(rest)  # a config error is reported before the trainer's imports
 
     import optuna
 
     from bench.report.table import parse_budgets
     from bench.tune import study as st
+    from bench.tune.compute_match import run_compute_matched
     from bench.tune.finals import run_finals
 
     budgets = parse_budgets(budgets_text)
-    kinds = {"time" if b.startswith("time") else "trials" for b in budgets}
+    kinds = {b.kind for b in budgets}
     if len(kinds) > 1:
         raise ConfigError(f"--budgets {budgets_text}: mixes trial counts and seconds; give one kind")
-    kind_given = any(o.startswith("tune.budget=") for o in rest)
-    kind = kinds.pop() if kinds else (cfg.tune.budget if kind_given else None)
-    amount_given = any(o.startswith(AMOUNT_KEYS) for o in rest)
+    kind = kinds.pop() if kinds else (cfg.tune.budget if rest.has("tune.budget") else None)
+    amount_given = rest.has("tune.trials") or rest.has("tune.seconds")
     names = optuna.get_all_study_names(st.open_storage(cfg.tune))
     groups = study_groups(names, given, method, kind)
     if not groups:
@@ -127,15 +134,18 @@ def _run(overrides: list[str], budgets_text: str, standby: Sequence[Worker]) -> 
     rows = []
     for g in groups:
         selection = [f"{k}={g[k]}" for k in SELECTORS if g[k] is not None]
-        for label in budgets or [None]:
-            chosen = budget_overrides(label) if label else [f"tune.budget={g['kind']}"]
-            at_requested = label is None and not amount_given
-            rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
+        for budget in budgets or [None]:
+            chosen = budget.overrides() if budget else [f"tune.budget={g['kind']}"]
+            at_requested = budget is None and not amount_given
+            if compute_matched:
+                rows += run_compute_matched([*rest, *selection, *chosen], method, COMPUTE_DIR, at_requested)
+            else:
+                rows += run_finals([*rest, *selection, *chosen], method, at_requested, standby)
     print(f"\n{len(rows)} final runs")
 
 
 def cli() -> None:
-    run_cli(main, "run", USAGE, flags=("--budgets",))
+    run_cli(main, "run", USAGE, flags=("--budgets", COMPUTE_FLAG))
 
 
 if __name__ == "__main__":

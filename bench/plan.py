@@ -24,25 +24,35 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.cli import setup_logging
-from bench.config import RunConfig, load_config
-from bench.config.compose import conf_dir
+from bench.config import RunConfig
+from bench.config.budget import Budget
+from bench.config.compose import conf_dir, load_config
+from bench.config.overrides import Overrides
 from bench.data import DATASETS
 from bench.errors import BenchError, ConfigError
+from bench.methods import needs_teacher
 from bench.models import build_model
 from bench.teachers import teacher_path
 from bench.tune import study as st
+from bench.utils.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bench.engine.step import TrainingStep
 
 log = logging.getLogger("bench")
 
-REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+REAL_DATASETS = ("cityscapes", "ade20k", "voc", "camvid", "coco_stuff164k")
 # Typical evaluation image (height, width) per dataset: Cityscapes and CamVid have one size; ADE20K and
 # VOC vary (ADE20K val: mostly 512 on the short side; VOC: at most 500 on the long side).
-EVAL_SIZES = {"cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480)}
+EVAL_SIZES = {
+    "cityscapes": (1024, 2048), "ade20k": (512, 683), "voc": (375, 500), "camvid": (360, 480),
+    "coco_stuff164k": (480, 640),  # COCO 2017: mostly 640 on the long side
+}  # fmt: skip
 DEFAULT_TFLOPS = 60.0  # assumed sustained bf16 throughput: ~20 % of an A100's 312 TFLOP/s dense peak
 BYTES = 4  # fp32 weights (and SGD momentum) in checkpoints
 
@@ -52,7 +62,7 @@ class Row:
     """One line of the plan: ``runs`` trainings of ``iterations`` steps, each with ``evals`` validations."""
 
     dataset: str
-    stage: str  # teacher | study | finals
+    stage: str  # teacher | study | finals | fidelity (optional, not in the totals)
     method: str
     runs: int
     iterations: int
@@ -137,7 +147,7 @@ class FlopEstimate(Timing):
     def step(self, cfg: RunConfig) -> float:
         n, size = cfg.dataset.num_classes, train_size(cfg)
         flops = 3 * forward_flops(cfg.student, n, size)
-        if st.needs_teacher(cfg):
+        if needs_teacher(cfg):
             flops += forward_flops(cfg.teacher, n, size)
         return cfg.train.batch_size * flops / (self.tflops * 1e12)
 
@@ -158,39 +168,21 @@ class Calibration(Timing):
 
         return resolve_device(cfg.device)
 
-    def step(self, cfg: RunConfig) -> float:
-        from bench.engine.trainer import PRECISIONS
-        from bench.methods import Objective, TermContext
-        from bench.teachers import FrozenTeacher
+    def training_step(self, cfg: RunConfig) -> TrainingStep:
+        """The run's own training step (:class:`~bench.engine.step.TrainingStep`: its optimizer and
+        learning-rate groups, grad scaler, schedule, loss terms) on randomly initialised networks."""
+        from bench.engine.step import untrained_step
 
+        return untrained_step(cfg, self._device(cfg), train_size(cfg))
+
+    def step(self, cfg: RunConfig) -> float:
         key = f"{cfg.dataset.name}/{cfg.student.name}/{cfg.teacher.name}/{cfg.method.name}"
         if key in self._cache:
             return self._cache[key]
-        device, dtype, n = self._device(cfg), PRECISIONS[cfg.train.precision], cfg.dataset.num_classes
+        step = self.training_step(cfg)
+        device, n = step.device, cfg.dataset.num_classes
         fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        student = _network(cfg.student, n, "student", device).to(memory_format=fmt).train()
-        teacher = None
-        if st.needs_teacher(cfg):
-            teacher = _network(cfg.teacher, n, "teacher", device).to(memory_format=fmt).eval()
-            teacher.requires_grad_(False)
         (h, w), b = train_size(cfg), cfg.train.batch_size
-        stride = (teacher or student).head_stride
-        ctx = TermContext(
-            num_classes=n,
-            ignore_index=cfg.dataset.ignore_index,
-            student_channels=student.tap_channels(),
-            teacher_channels=teacher.tap_channels() if teacher else {},
-            total_steps=cfg.train.iterations,
-            aux_weight=cfg.train.aux_weight,
-            batch_size=b,
-            input_size=(h, w),
-            feature_size=(h // stride, w // stride),
-        )
-        objective = Objective(cfg.method, ctx).to(device)
-        frozen = FrozenTeacher(teacher, objective.teacher_taps) if teacher else None
-        optimizer = torch.optim.SGD(
-            [*student.parameters(), *objective.student_parameters()], lr=1e-6, momentum=0.9
-        )
         images = torch.randint(0, 256, (b, 3, h, w), dtype=torch.uint8, device=device)
         images = images.contiguous(memory_format=fmt)
         labels = torch.randint(0, n, (b, h, w), device=device)
@@ -198,14 +190,7 @@ class Calibration(Timing):
         for i in range(2 + self.steps):
             _sync(device)
             start = time.perf_counter()
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                s_out = student(images)
-                t_out = frozen(images) if frozen else None
-                loss, _ = objective(s_out, t_out, labels, i)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step(s_out, t_out, labels, i)
+            step(images, labels, i)
             _sync(device)
             times.append(time.perf_counter() - start)
         self._cache[key] = statistics.median(times[2:])
@@ -260,9 +245,11 @@ def plan_dataset(
             f"{teacher_path(t)} exists" if exists else "",
         )
     )  # fmt: skip
-    finals = []
+    finals, tokens_for = [], []
     for method in methods:
         cfg = load_config([*overrides, f"method={method}"])
+        if uses_teacher_tokens(cfg):
+            tokens_for.append(method)
         _, held, val = split_sizes(cfg)
         step, image = timing.step(cfg), timing.eval_image(cfg)
         trial_steps = st.trial_iterations(cfg)
@@ -281,7 +268,40 @@ def plan_dataset(
             Row(cfg.dataset.name, "finals", method, cfg.tune.final_seeds, cfg.train.iterations, step, 1, val,
                 image, cfg.tune.final_seeds * 3 * BYTES * params)
         )  # fmt: skip
+        # make fidelity (optional): top-k + k random trials at the final schedule on the tuning split
+        fidelity_runs = 2 * cfg.tune.fidelity_k
+        finals.append(
+            Row(cfg.dataset.name, "fidelity", method, fidelity_runs, cfg.train.iterations, step, 1, held,
+                image, fidelity_runs * 3 * BYTES * params, "optional: make fidelity")
+        )  # fmt: skip
+    if tokens_for:
+        rows.append(tokens_row(t, timing, tokens_for))
     return rows + finals
+
+
+def uses_teacher_tokens(cfg: RunConfig) -> bool:
+    """Whether a run needs MasKD tokens trained on its teacher (``make maskd-tokens``)."""
+    return any(
+        (term.term or key) == "maskd" and getattr(term, "tokens", "teacher") == "teacher"
+        for key, term in cfg.method.terms.items()
+    )
+
+
+def tokens_row(t: RunConfig, timing: Timing, methods: Sequence[str]) -> Row:
+    """MasKD stage 1 on the teacher: one run of the release's 10,000 iterations, unless stored.
+
+    A token step is the teacher's forward (no gradient through the network; the tokens are T×C
+    numbers): a third of the teacher's training step, as the estimates count forward + backward.
+    """
+    from bench.maskd_tokens import ITERATIONS
+    from bench.methods.terms.maskd import tokens_path
+    from bench.utils.io import sha256_file
+
+    path = teacher_path(t)
+    stored = path.is_file() and tokens_path(path, sha256_file(path)).is_file()
+    note = "stored" if stored else f"make maskd-tokens, for {', '.join(methods)}"
+    return Row(t.dataset.name, "teacher", "maskd_tokens", 0 if stored else 1, ITERATIONS, timing.step(t) / 3,
+               0, 0, 0.0, 0.0, note)  # fmt: skip
 
 
 def format_plan(rows: Sequence[Row], header: Sequence[str]) -> str:
@@ -325,13 +345,14 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
             if not args:
                 raise ConfigError(f"{arg} needs a value")
             flags[arg[2:]] = float(args.pop(0)) if arg == "--tflops" else int(args.pop(0))
-        elif arg.startswith("dataset="):
-            value = arg.split("=", 1)[1]
-            datasets = list(REAL_DATASETS) if value == "all" else value.split(",")
-        elif arg.startswith("method="):
-            methods = [m for m in arg.split("=", 1)[1].split(",") if m != "all"]
         else:
             rest.append(arg)
+    given = Overrides(rest)
+    chosen_datasets = given.choices("dataset")
+    if chosen_datasets is not None:
+        datasets = list(REAL_DATASETS) if chosen_datasets == ["all"] else [str(d) for d in chosen_datasets]
+    methods = [str(m) for m in given.choices("method") or [] if m != "all"]
+    rest = given.without("dataset", "method", below=False).as_list()
     every = sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
     unknown = sorted(set(methods) - set(every))
     if unknown:
@@ -350,13 +371,13 @@ def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str
     rows = []
     for dataset in datasets:
         overrides = [f"dataset={dataset}", *rest]
-        teacher_overrides = [o for o in overrides if not o.startswith(("student=", "method="))]
+        teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
         rows += plan_dataset(overrides, methods, timing, teacher_config(teacher_overrides))
     cfg = load_config([f"dataset={datasets[0]}", *rest])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"
     header = [
         f"segkd-bench plan: {', '.join(datasets)}; methods: {', '.join(methods)}",
-        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {st.budget_tag(cfg.tune)}, "
+        f"students {cfg.student.name}, teacher {cfg.teacher.name}; budget {Budget.of(cfg.tune).label}, "
         f"{cfg.tune.final_seeds} final seeds; step times: {timing.source} (device: {device})",
         "studies: every trial at its full per-trial schedule (median pruning only lowers the cost); "
         "disk: final runs keep model.pt + last.pt (fp32 weights + SGD momentum), trials keep none",

@@ -15,7 +15,7 @@ after a full disk) is reported as DAMAGED, with exit status 1, and left as it is
 def main(overrides: list[str]) -> None:
     import sys
 
-    from bench.config import load_config
+    from bench.config.compose import load_config
     from bench.tune import study as st
     from bench.tune.journal import inspect
     from bench.tune.status import storage_status

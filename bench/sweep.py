@@ -26,18 +26,19 @@ def main(overrides: list[str]) -> None:
     Several commands may share the work (any machine on the same STORAGE), e.g. one per repeat
     with ``tune.repeat=r``.
     """
-    from bench.tune.processes import requested_workers, standby_workers
+    from bench.workers.processes import requested_workers, standby_workers
 
     # Local workers 1 … N-1 start first, so their imports run while this process imports and composes.
     with standby_workers(requested_workers(overrides) - 1, PRELOAD) as standby:
-        from bench.config import load_config
+        from bench.config.compose import load_config
+        from bench.config.overrides import Overrides
 
         tune = load_config(overrides).tune  # a config error is reported before the trainer's imports
 
         from bench.tune import study as st
         from bench.tune.runner import run_sweeps
 
-        given = any(o.lstrip("+").startswith("tune.repeat=") for o in overrides)
+        given = Overrides(overrides).has("tune.repeat")
         repeats = [tune.repeat] if given else range(tune.repeats)
         for sweep in run_sweeps([st.repeat_overrides(overrides, r) for r in repeats], standby):
             report(sweep)
@@ -48,6 +49,7 @@ PRELOAD = ("bench.tune.runner", "segmentation_models_pytorch")
 
 
 def report(sweep: Sweep) -> None:
+    from bench.config.budget import Budget
     from bench.tune import study as st
 
     tally = st.tally(sweep.study)
@@ -56,7 +58,7 @@ def report(sweep: Sweep) -> None:
         f"{tally.uncounted_failures} uncounted failures"
     )
     try:
-        best = st.best_trial(sweep.study, st.prefix(sweep.study, st.budget_amount(sweep.cfg.tune)))
+        best = st.best_trial(sweep.study, st.prefix(sweep.study, Budget.of(sweep.cfg.tune)))
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
         )

@@ -22,7 +22,8 @@ def teacher_config(overrides: list[str]) -> RunConfig:
     """The run config that trains the ``teacher`` preset as the network (method: baseline)."""
     from omegaconf import OmegaConf
 
-    from bench.config import ModelConfig, compose_raw, validate
+    from bench.config import ModelConfig
+    from bench.config.compose import compose_raw, validate
 
     raw = compose_raw(overrides, "teacher_run")
     network = {k: v for k, v in raw.teacher.items() if k != "checkpoint"}

@@ -15,7 +15,7 @@ Trains the student on the dataset with the method's loss, evaluates it on eval.s
 
 
 def main(overrides: list[str]) -> None:
-    from bench.config import load_config
+    from bench.config.compose import load_config
 
     cfg = load_config(overrides, "run")  # a config error is reported before the trainer's imports
 

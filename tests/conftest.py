@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunConfig, load_config
+from bench.config import RunConfig
+from bench.config.compose import load_config
 from bench.engine.trainer import Callback
 
 # Small enough that a run takes about a second on one CPU core.
@@ -42,12 +43,14 @@ class CrashAt(Callback):
 
 @pytest.fixture(scope="session")
 def teachers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a (briefly) trained synthetic teacher under its key."""
+    """A folder holding a (briefly) trained synthetic teacher under its key, and its MasKD tokens."""
+    from bench.maskd_tokens import train_tokens
     from bench.teacher import teacher_config, train_teacher
 
     tmp = tmp_path_factory.mktemp("teacher")
     cfg = teacher_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"])
     train_teacher(cfg)
+    train_tokens(load_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"]), 2)
     return tmp / "teachers"
 
 

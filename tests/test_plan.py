@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.plan import BYTES, FlopEstimate, Timing, forward_flops, main, parameter_count, split_sizes
 
 pytestmark = pytest.mark.slow  # builds and times the real presets
@@ -57,6 +57,11 @@ def test_plan_arithmetic(tmp_path, capsys):
     hours["teacher"] = teacher_cfg.train.iterations * 0.5 + 10 * 0.1
     total = sum(hours.values()) / 3600
     assert f"synthetic total: {total:,.1f} GPU-h (teacher {hours['teacher'] / 3600:,.1f}" in text
+    # make fidelity, priced but optional (not in the total): 2 × tune.fidelity_k runs at the final
+    # schedule on the tuning split, one validation on the 20 hold-out images each
+    fidelity = next(line.split() for line in text.splitlines() if line.split()[1:3] == ["fidelity", "kd"])
+    assert fidelity[3:8] == ["6", "300", "500.0", "1", "20"]
+    assert float(fidelity[8]) == pytest.approx(6 * (300 * 0.5 + 20 * 0.1) / 3600, abs=0.05)
     # a teacher already trained costs nothing
     (tmp_path / "synthetic").mkdir()
     (tmp_path / "synthetic" / "deeplabv3_small.pt").write_bytes(b"")
@@ -75,3 +80,30 @@ def test_flop_estimate_is_stated_and_adds_the_teacher_forward():
     assert estimate.step(base) == pytest.approx(base.train.batch_size * 3 * student / 10e12)
     text = main(["dataset=synthetic", "method=kd", "--estimate", "--tflops", "10"])
     assert "ESTIMATES, not measurements" in text and "10 TFLOP/s" in text
+
+
+def test_plan_prices_maskd_tokens_once_per_teacher_until_stored(tmp_path, capsys):
+    from bench.methods.terms.maskd import tokens_path
+    from bench.utils.io import sha256_file
+
+    common = ["tune.trials=2", "tune.trial_iterations=10", f"teachers_dir={tmp_path}"]
+    rows = _rows(main(["dataset=synthetic", "method=maskd,kd", *common], timing=Fixed()))
+    tokens = rows[("teacher", "maskd_tokens")]
+    # one run of the release's 10,000 iterations at a third of the teacher's step (its forward only)
+    assert tokens[3:6] == ["1", "10000", f"{500 / 3:.1f}"]
+    assert float(tokens[8]) == pytest.approx(10000 * 0.5 / 3 / 3600, abs=0.05)
+    assert "for maskd" in " ".join(tokens) and "kd" not in tokens[12:]
+    assert ("teacher", "maskd_tokens") not in _rows(
+        main(["dataset=synthetic", "method=kd", *common], timing=Fixed())
+    )
+    teacher = tmp_path / "synthetic" / "deeplabv3_small.pt"
+    teacher.parent.mkdir()
+    teacher.write_bytes(b"teacher")
+    rows = _rows(main(["dataset=synthetic", "method=maskd", *common], timing=Fixed()))
+    assert rows[("teacher", "maskd_tokens")][3] == "1"  # a teacher but no tokens yet
+    stored = tokens_path(teacher, sha256_file(teacher))
+    stored.parent.mkdir()
+    stored.write_bytes(b"")
+    rows = _rows(main(["dataset=synthetic", "method=maskd", *common], timing=Fixed()))
+    assert rows[("teacher", "maskd_tokens")][3] == "0"
+    capsys.readouterr()

@@ -10,6 +10,7 @@ import pytest
 
 from bench import final, sweep, teacher
 from bench.cli import run_cli
+from bench.config.budget import Budget
 from bench.perf.data import write_layout
 from bench.report.__main__ import main as report_main
 
@@ -82,7 +83,7 @@ def test_final_selects_stored_studies_by_what_is_given():
     ]
     assert final.study_groups(names, {"dataset": "ade20k"}, "ifvd", None) == [every[1]]
     assert final.study_groups(names, {}, None, "trials") == [every[1], every[2]]
-    assert final.budget_overrides("trials2") == ["tune.budget=trials", "tune.trials=2"]
-    assert final.budget_overrides("time3600s") == ["tune.budget=time", "tune.seconds=3600"]
+    assert Budget.from_label("trials2").overrides() == ["tune.budget=trials", "tune.trials=2"]
+    assert Budget.from_label("time3600s").overrides() == ["tune.budget=time", "tune.seconds=3600"]
     assert final.split_budgets_flag(["method=kd", "--budgets", "5,10"]) == (["method=kd"], "5,10")
     assert final.split_budgets_flag(["--budgets=600s"]) == ([], "600s")

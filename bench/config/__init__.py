@@ -1,6 +1,11 @@
-"""Run configuration: schemas (:mod:`.schema`) and Hydra composition (:mod:`.compose`)."""
+"""Run configuration schemas, the lowest floor: typed dataclasses that every layer reads.
 
-from bench.config.compose import compose_raw, conf_dir, config_hash, load_config, to_dict, validate
+Composing a config (Hydra, validated against the registries' own config classes) sits above the
+registries, in :mod:`bench.config.compose` (``from bench.config.compose import load_config``).
+:mod:`.overrides` and :mod:`.budget` are the value types of a command line's overrides and of a
+tuning budget.
+"""
+
 from bench.config.schema import (
     AugmentConfig,
     DatasetConfig,
@@ -23,10 +28,4 @@ __all__ = [
     "TeacherConfig",
     "TermConfig",
     "TrainConfig",
-    "compose_raw",
-    "conf_dir",
-    "config_hash",
-    "load_config",
-    "to_dict",
-    "validate",
 ]

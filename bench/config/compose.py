@@ -21,6 +21,7 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from bench.config.messages import error_text
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
 from bench.errors import ConfigError
 from bench.paths import conf_dir
@@ -197,24 +198,3 @@ def hash_without(data: dict[str, Any], keys: Iterable[str], **dumps: Any) -> str
         node.pop(leaf, None)
     blob = json.dumps(data, sort_keys=True, **dumps)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-_INVALID_CHOICE = re.compile(r"Invalid value '(?P<value>.*)', expected one of \[(?P<valid>.*)\]")
-
-
-def error_text(e: Exception, prefix: str = "") -> str:
-    """Hydra/OmegaConf messages with their internal reference/object-type lines dropped.
-
-    A value outside a typed (enum) key reads ``key='value'; valid: a, b`` like every other config
-    error; ``prefix`` is prepended to the key (``method.terms.cwd_feat.``).
-    """
-    cause: BaseException | None = e
-    while cause is not None:  # Hydra wraps OmegaConf's error ("Error merging override ...")
-        choice, key = _INVALID_CHOICE.search(str(cause)), re.search(r"full_key: (\S+)", str(cause))
-        if choice and key:
-            return f"{prefix}{key.group(1)}='{choice['value']}'; valid: {choice['valid']}"
-        cause = cause.__cause__ or cause.__context__
-    text = str(e)
-    skip = ("reference_type", "object_type", "Config search path", "provider=")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return "; ".join(ln for ln in lines if not ln.startswith(skip))

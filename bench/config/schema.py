@@ -47,7 +47,7 @@ class EvalMode(StrEnum):
     slide = "slide"
 
 
-class Budget(StrEnum):
+class BudgetKind(StrEnum):
     """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
 
     trials = "trials"
@@ -259,7 +259,7 @@ class TuneConfig:
     only the search space's method dimensions differ.
     """
 
-    budget: Budget = Budget.trials  # finished trials | training seconds
+    budget: BudgetKind = BudgetKind.trials  # finished trials | training seconds
     trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
     seconds: float = 3600.0  # budget=time: training seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
@@ -273,7 +273,7 @@ class TuneConfig:
     pruner_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     max_failed_trials: int = 10  # crashes (OOM, errors) not counted in the budget before giving up
     workers: int = 1  # worker processes on this machine (CUDA: one GPU each when several are visible)
-    gpus_per_trial: int = 1  # processes (GPUs) of one trial's run; >1: torchrun/DDP, bench.tune.multi_gpu
+    gpus_per_trial: int = 1  # processes (GPUs) of one trial's run; >1: torchrun/DDP, bench.workers.multi_gpu
     # CUDA: workers sharing one GPU (small students leave a large GPU mostly idle); workers i·k … i·k+k-1
     # go to GPU i (mod the visible GPUs).
     workers_per_gpu: int = 1
@@ -288,13 +288,16 @@ class TuneConfig:
     finals_dir: str = "results/finals"
     keep_trial_checkpoints: bool = False  # trials keep only result.json unless true
     final_seeds: int = 3  # finals: seeds 0 .. final_seeds-1, the same list for every method
+    # make fidelity: retrain the top-k and k random completed trials at the final schedule (2k runs)
+    fidelity_k: int = 3
+    fidelity_dir: str = "results/fidelity"
     repeats: int = 1  # independent studies per method (make sweep runs repeats 0 .. repeats-1)
     repeat: int = 0  # this study's repeat: sampler and hold-out seeds derived from (seed, repeat)
 
 
 @dataclass
 class LauncherConfig:
-    """Where sweep workers run (``make sweep LAUNCHER=slurm``); see bench.tune.launch."""
+    """Where sweep workers run (``make sweep LAUNCHER=slurm``); see bench.workers.slurm."""
 
     name: str = "local"  # local: tune.workers processes here | slurm: a Slurm job array via submitit
     jobs: int | None = None  # Slurm: array size (one worker each); null = tune.workers

@@ -5,11 +5,8 @@ Registering a dataset means one module in this package that decorates a
 ``conf/dataset/<name>.yaml``.
 """
 
-from bench.registry import Registry
-
-DATASETS: Registry = Registry("dataset", package="bench.data.sets")
-
-from bench.data.base import SegmentationDataset  # noqa: E402
-from bench.data.splits import build_split, holdout_indices  # noqa: E402
+from bench.data.base import SegmentationDataset
+from bench.data.registry import DATASETS
+from bench.data.splits import build_split, holdout_indices
 
 __all__ = ["DATASETS", "SegmentationDataset", "build_split", "holdout_indices"]

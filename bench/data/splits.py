@@ -31,7 +31,7 @@ def holdout_indices(n: int, size: float, seed: int) -> tuple[list[int], list[int
 
 def build_split(cfg: DatasetConfig, split: str) -> Dataset:
     """The dataset for ``split`` (one of :data:`SPLITS`)."""
-    from bench.data import DATASETS
+    from bench.data.registry import DATASETS
 
     cls = DATASETS.get(cfg.name)
     if split in ("train", "val"):

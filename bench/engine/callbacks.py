@@ -1,10 +1,13 @@
-"""Hooks into a training run (pruning, tracking, tests)."""
+"""Hooks into a training run (pruning, tracking, tests), and the one that feeds a tracking tool."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.evaluation.metrics import Metrics
+
+if TYPE_CHECKING:
+    from bench.tracking import ExperimentLogger
 
 
 class Callback:
@@ -21,3 +24,25 @@ class Callback:
 
     def on_fit_end(self, step: int, row: dict[str, Any] | None) -> None:
         """When the run ends: its result row, or None when it stopped early (pruned, diverged, crashed)."""
+
+
+class TrackingCallback(Callback):
+    """Sends what the trainer logs to an :class:`~bench.tracking.ExperimentLogger`."""
+
+    def __init__(self, logger: ExperimentLogger, config: dict[str, Any], eval_split: str) -> None:
+        self.logger = logger
+        self.eval_split = eval_split
+        logger.log_config(config)
+
+    def on_log(self, step: int, entry: dict[str, float]) -> None:
+        self.logger.log_metrics({f"train/{k}": v for k, v in entry.items() if k != "step"}, step)
+
+    def on_validation(self, step: int, metrics: Any) -> None:
+        self.logger.log_metrics({f"{self.eval_split}/miou_during_training": metrics.miou}, step)
+
+    def on_fit_end(self, step: int, row: dict[str, Any] | None) -> None:
+        if row is not None:
+            m = row["metrics"]
+            final = {f"{self.eval_split}/{k}": m[k] for k in ("miou", "aacc", "macc") if k in m}
+            self.logger.log_metrics(final, step)
+        self.logger.close(finished=row is not None)

@@ -28,7 +28,7 @@ from bench.config.schema import RunConfig
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
 from bench.engine import distributed
-from bench.engine.callbacks import Callback
+from bench.engine.callbacks import Callback, TrackingCallback
 from bench.engine.checkpoint import (
     check_output_dir,
     checkpoint_path,
@@ -37,15 +37,15 @@ from bench.engine.checkpoint import (
     save_checkpoint,
 )
 from bench.engine.meters import LossMeter, Timing, TrainingClock
-from bench.engine.optim import build_optimizer, build_scheduler
 from bench.engine.schedule import Schedule
+from bench.engine.step import PRECISIONS, TrainingStep
 from bench.errors import BenchError
 from bench.evaluation import Metrics, eval_loader, evaluate
-from bench.methods import Objective, TermContext, needs_teacher
+from bench.methods import needs_teacher
 from bench.models import build_model, count_parameters
 from bench.results import environment, write_row
-from bench.teachers import FrozenTeacher, load_teacher
-from bench.tracking import RunInfo, TrackingCallback, build_logger
+from bench.teachers import load_teacher
+from bench.tracking import RunInfo, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
 from bench.utils.runtime import (
     peak_memory_mb,
@@ -57,8 +57,6 @@ from bench.utils.runtime import (
 )
 
 log = logging.getLogger("bench")
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Trainer:
@@ -95,7 +93,6 @@ class Trainer:
         if cfg.train.compile:  # the training forward only; evaluation runs the plain module
             self.train_student = torch.compile(self.train_student)
 
-        self.teacher: FrozenTeacher | None = None
         self.teacher_info: dict[str, Any] | None = None
         teacher_model = None
         if needs_teacher(cfg):
@@ -103,34 +100,21 @@ class Trainer:
             teacher_model.to(memory_format=self.memory_format)
             self.teacher_info = {"path": str(path), "sha256": digest}
         input_size = tuple(cfg.train.crop_size or _sample_size(self.train_set))
-        stride = (teacher_model or self.student).head_stride
-        ctx = TermContext(
-            num_classes=ds.num_classes,
-            ignore_index=ds.ignore_index,
-            student_channels=self.student.tap_channels(),
-            teacher_channels=teacher_model.tap_channels() if teacher_model else {},
-            total_steps=cfg.train.iterations,
-            aux_weight=cfg.train.aux_weight,
-            batch_size=cfg.train.batch_size,
-            input_size=input_size,
-            feature_size=(input_size[0] // stride, input_size[1] // stride),
+        self.training_step = TrainingStep.build(
+            cfg,
+            self.student,
+            teacher_model,
+            self.device,
+            input_size,
+            self.train_student,
+            self.dist,
+            teacher_checkpoint=(self.teacher_info["path"], self.teacher_info["sha256"])
+            if self.teacher_info
+            else None,
         )
-        self.objective = Objective(cfg.method, ctx).to(self.device)
-        if teacher_model is not None:
-            self.teacher = FrozenTeacher(teacher_model, self.objective.teacher_taps)
-
-        head = {id(p) for p in self.student.head_parameters()}
-        mult = cfg.train.optimizer.head_lr_mult
-        groups = [
-            {"params": [p for p in self.student.parameters() if id(p) not in head], "lr_mult": 1.0},
-            {"params": [p for p in self.student.parameters() if id(p) in head], "lr_mult": mult},
-            {"params": self.objective.student_parameters(), "lr_mult": mult},
-        ]
-        self.optimizer = build_optimizer([g for g in groups if g["params"]], cfg.train.optimizer)
-        self.scheduler = build_scheduler(
-            self.optimizer, cfg.train.schedule, cfg.train.iterations, cfg.train.optimizer.lr
-        )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        step = self.training_step  # what the step updates, under the names the checkpoints use
+        self.objective, self.teacher = step.objective, step.teacher
+        self.optimizer, self.scheduler, self.scaler = step.optimizer, step.scheduler, step.scaler
 
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -309,28 +293,9 @@ class Trainer:
         return entry
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
-        """One optimisation step on a batch; returns its loss terms (``objective.part_names``) on the
-        device, without waiting for it."""
-        t = self.cfg.train
-        with torch.autocast(
-            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
-        ):
-            student = self.train_student(images)
-            teacher = self.teacher(images) if self.teacher is not None else None
-            loss, parts = self.objective(student, teacher, labels, step)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        distributed.average_gradients(self.objective.student_parameters(), self.dist)
-        if t.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]], t.grad_clip
-            )
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.objective.after_step(student, teacher, labels, step)
-        return parts
+        """One optimisation step on a batch (:class:`~bench.engine.step.TrainingStep`); returns its
+        loss terms (``objective.part_names``) on the device, without waiting for it."""
+        return self.training_step(images, labels, step)
 
     def _intermediate_validation(self) -> None:
         metrics = self.validate()

@@ -16,15 +16,12 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.config.compose import error_text
+from bench.config.messages import error_text
 from bench.config.schema import RunConfig
 from bench.errors import ConfigError
-from bench.registry import Registry
-
-TERMS: Registry = Registry("KD loss term", package="bench.methods.terms")
-
-from bench.methods.base import LossTerm, TermContext  # noqa: E402
-from bench.methods.objective import Objective, cross_entropy  # noqa: E402
+from bench.methods.base import LossTerm, TermContext
+from bench.methods.objective import Objective, cross_entropy
+from bench.methods.registry import TERMS
 
 
 def build_term(name: str, ctx: TermContext | None = None, **params: Any) -> LossTerm:

@@ -33,6 +33,10 @@ class TermContext:
         input_size: ``(H, W)`` of training inputs.
         feature_size: ``(h, w)`` of ``feat``/``logits_low`` at the training size — the teacher's when
             there is one (student maps are resized to it), else the student's.
+        teacher_checkpoint: ``(path, sha256)`` of the run's teacher checkpoint, for terms whose
+            trained state belongs to one teacher (MasKD's tokens); None when no checkpoint is loaded.
+        cost_only: built to measure cost (``make plan``, ``make perf-kd``) on random networks: a term
+            whose trained state comes from a file may use random state of the same shape instead.
     """
 
     num_classes: int
@@ -44,6 +48,8 @@ class TermContext:
     batch_size: int = 1
     input_size: tuple[int, int] | None = None
     feature_size: tuple[int, int] | None = None
+    teacher_checkpoint: tuple[str, str] | None = None
+    cost_only: bool = False
 
 
 class LossTerm(nn.Module):

@@ -46,7 +46,7 @@ class Objective(nn.Module):
     """Task loss + weighted KD terms; holds the terms' trainable parameters (adapters)."""
 
     def __init__(self, method: MethodConfig, ctx: TermContext) -> None:
-        from bench.methods import TERMS
+        from bench.methods.registry import TERMS
 
         super().__init__()
         self.method = method

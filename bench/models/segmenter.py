@@ -72,7 +72,7 @@ class Segmenter(nn.Module):
         logits_low = self.classifier(feat)
         aux = self.aux_head(features[self.aux_stage]) if self.aux_head is not None and with_aux else None
         return Taps(
-            stages=list(features[1:]),
+            stages=[f for f in features[1:] if f.shape[1]],  # MiT encoders: an empty stride-2 slot
             feat=feat,
             logits_low=logits_low,
             aux_logits=aux,
@@ -89,7 +89,7 @@ class Segmenter(nn.Module):
     def tap_channels(self) -> dict[str, int | list[int]]:
         """Channel counts of the taps: ``feat``, ``logits``, ``aux_logits`` and ``stages``."""
         channels: dict[str, int | list[int]] = {
-            "stages": list(self.net.encoder.out_channels[1:]),
+            "stages": [c for c in self.net.encoder.out_channels[1:] if c],
             "feat": self.classifier.in_channels,
             "logits": self.classifier.out_channels,
         }

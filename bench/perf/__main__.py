@@ -40,7 +40,7 @@ def run(module: str, *args: str) -> None:
 
 def data_table(step_ms: float | None, device: torch.device, out: Path) -> Table:
     """The demo's training loader (synthetic, as a trial loads it), cold and with renders cached."""
-    from bench.config import load_config
+    from bench.config.compose import load_config
     from bench.perf.data import measure
 
     cfg = load_config(["dataset=synthetic", "output_dir=unused", "train.split=tune_train"])

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import RunConfig
 from bench.data import DATASETS, build_split
 from bench.data.base import default_palette
@@ -48,6 +48,7 @@ SIZES: dict[str, Size] = {
     "ade20k": (512, 683),
     "voc": (375, 500),
     "camvid": (360, 480),
+    "coco_stuff164k": (480, 640),  # COCO 2017: mostly 640 on the long side
 }
 
 
@@ -109,11 +110,19 @@ def _camvid(root: Path, split: str, i: int, size: Size, g: torch.Generator) -> N
     _save(root / f"{split}annot" / name, _regions(*size, range(12), g))
 
 
+def _coco_stuff164k(root: Path, split: str, i: int, size: Size, g: torch.Generator) -> None:
+    subset = "train2017" if split == "train" else "val2017"
+    stem = f"{2 * i + (split != 'train'):012d}"
+    _save(root / "images" / subset / f"{stem}.jpg", _photo(*size, g))
+    _save(root / "annotations" / subset / f"{stem}_labelTrainIds.png", _regions(*size, [*range(171), 255], g))
+
+
 WRITERS: dict[str, Callable[[Path, str, int, Size, torch.Generator], None]] = {
     "cityscapes": _cityscapes,
     "ade20k": _ade20k,
     "voc": _voc,
     "camvid": _camvid,
+    "coco_stuff164k": _coco_stuff164k,
 }
 
 

@@ -9,7 +9,8 @@ else its config class) on synthetic taps of the given batch, classes, feature si
 OS8 maps) and feature widths (``--set cirkd_minibatch.pool_size=1`` changes one setting of one term,
 type-checked against its config class), then timed over forward + backward of the term alone, plus
 :meth:`~bench.methods.LossTerm.after_step` for terms that train a network of their own. The
-reference is one full training step (forward, CE + 0.4·aux CE, backward, SGD step) of the
+reference is one full training step, the trainer's own (:class:`~bench.engine.step.TrainingStep`:
+forward, CE + 0.4·aux CE, backward, SGD step of the Cityscapes protocol in fp32) of the
 DeepLabV3-ResNet18 student (``conf/student/deeplabv3_r18.yaml``, random init) at the input size that
 gives those maps (64×128 ⇒ 512×1024). Results: a Markdown table on stdout and, under ``--out``,
 ``kd_<device>_b<batch>_<h>x<w>.md`` and ``.csv``.
@@ -35,7 +36,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench.config.compose import conf_dir, load_config
-from bench.config.schema import MethodConfig, ModelConfig, TermConfig
-from bench.methods import TERMS, LossTerm, Objective, TermContext
+from bench.config.schema import RunConfig, TermConfig
+from bench.engine.step import TrainingStep, untrained_step
+from bench.methods import TERMS, LossTerm, TermContext
 from bench.models import Taps, build_model
 from bench.utils.runtime import memory_mb, peak_memory_mb, reset_peak_memory, resolve_device
 
@@ -140,6 +142,7 @@ def make_context(s: Settings) -> TermContext:
         batch_size=s.batch,
         input_size=s.input_size,
         feature_size=s.size,
+        cost_only=True,  # random taps: terms' trained state (MasKD tokens) is random of its shape
     )
 
 
@@ -274,14 +277,37 @@ def time_term(name: str, s: Settings) -> Row:
     return row
 
 
+def student_config(s: Settings) -> RunConfig:
+    """The reference step's run config: the Cityscapes protocol (SGD, poly schedule, CE + 0.4·aux CE)
+    with the DeepLabV3-ResNet18 student (random init), the baseline objective, fp32, at the
+    settings' batch and classes."""
+    cfg = load_config(
+        [
+            "dataset=cityscapes",
+            f"student={STUDENT_PRESET}",
+            "student.encoder_weights=null",
+            "method=baseline",
+            "train.precision=fp32",
+            "train.compile=false",
+            f"train.batch_size={s.batch}",
+            f"train.iterations={TOTAL_STEPS}",
+        ]
+    )
+    return replace(cfg, dataset=replace(cfg.dataset, num_classes=s.classes, ignore_index=IGNORE_INDEX))
+
+
+def student_step(s: Settings, cfg: RunConfig | None = None) -> TrainingStep:
+    """One training step of ``cfg`` (default :func:`student_config`) on random weights, built as the
+    trainer builds its own; the settings' stride becomes the student's."""
+    cfg = cfg or student_config(s)
+    with torch.device("meta"):  # the stride only: no memory, no initialisation
+        s.stride = build_model(cfg.student, s.classes, role="student").head_stride
+    return untrained_step(cfg, s.device, s.input_size)
+
+
 def time_student_step(s: Settings) -> tuple[float, float | None]:
     """Median ms and peak extra MB of one training step of the DeepLabV3-ResNet18 student."""
-    preset = OmegaConf.load(conf_dir() / "student" / f"{STUDENT_PRESET}.yaml")
-    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), preset, {"encoder_weights": None})
-    model = build_model(OmegaConf.to_object(merged), s.classes).to(s.device).train()
-    s.stride = model.head_stride
-    objective = Objective(MethodConfig(name="baseline"), TermContext(num_classes=s.classes, aux_weight=0.4))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    step = student_step(s)
     images = torch.randint(0, 256, (s.batch, 3, *s.input_size), dtype=torch.uint8, device=s.device)
     labels = make_labels(s)
     times, peaks = [], []
@@ -289,13 +315,9 @@ def time_student_step(s: Settings) -> tuple[float, float | None]:
         with peak_memory(s.device) as peak:
             _sync(s.device)
             start = time.perf_counter()
-            loss, _ = objective(model(images), None, labels, i)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(images, labels, i)
             _sync(s.device)
             end = time.perf_counter()
-        del loss
         if i >= s.warmup:
             times.append(end - start)
             peaks.append(peak[0])

@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import RunConfig, load_config
+from bench.config import RunConfig
+from bench.config.compose import load_config
 from bench.data.splits import build_split
 from bench.engine.optim import build_optimizer
-from bench.engine.trainer import PRECISIONS, Trainer
+from bench.engine.step import PRECISIONS
+from bench.engine.trainer import Trainer
 from bench.models import build_model
 from bench.perf.report import Table, device_line, write_table
 from bench.utils.runtime import resolve_device, seed_everything

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from bench.config.overrides import Overrides
 from bench.demo import BUDGET
 from bench.perf.report import Table, device_line, write_table
 
@@ -53,7 +54,7 @@ def study_overrides(tmp: Path, trials: int, extra: Sequence[str]) -> list[str]:
         "method=baseline",
         # one study of the demo's settings, with the 150-iteration trials (the demo itself
         # now runs 100 to fit two repeats in its time), so figures stay comparable across versions
-        *[b for b in BUDGET if not b.startswith(("tune.trials=", "tune.repeats=", "tune.trial_iterations="))],
+        *Overrides(BUDGET).without("tune.trials", "tune.repeats", "tune.trial_iterations"),
         "tune.trial_iterations=150",
         f"tune.trials={trials}",
         f"tune.studies_dir={tmp}/studies",  # the default journal storage lives here
@@ -239,13 +240,11 @@ def main(argv: Sequence[str] | None = None) -> list[Table]:
     device = torch.device(
         "cuda" if torch.cuda.is_available() and "device=cpu" not in args.overrides else "cpu"
     )
-    study = [
-        o
-        for o in study_overrides(Path("."), args.trials, [])
-        if o.startswith(("tune.", "method="))
-        and not o.startswith(("tune.trials", "tune.final"))
-        and "dir=" not in o
-    ]
+    study = (
+        Overrides(study_overrides(Path("."), args.trials, []))
+        .only("method", "tune")
+        .without("tune.trials", "tune.final_seeds", "tune.studies_dir", "tune.trials_dir", "tune.finals_dir")
+    )
     settings = (
         f"the demo's baseline study (one repeat): {', '.join(study)}; overrides: {args.overrides or 'none'}"
     )

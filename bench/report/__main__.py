@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.cli import setup_logging
 from bench.errors import BenchError
 from bench.report.stats import BCA_MIN_SEEDS, CI_METHODS
+from bench.utils.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +49,32 @@ def main(argv: list[str] | None = None) -> int:
         help="the study storage the finals' rows are checked against (default: the one each row "
         "records; needed when its password is masked or the studies moved)",
     )
+    parser.add_argument(
+        "--compute-finals",
+        type=Path,
+        default=Path("results/finals_compute"),
+        help="compute-matched finals (make final-compute): Δ at equal compute beside Δ at equal iterations",
+    )
+    parser.add_argument(
+        "--fidelity",
+        type=Path,
+        default=Path("results/fidelity"),
+        help="make fidelity summaries: Spearman ρ of tuning vs final schedule per study",
+    )
     args = parser.parse_args(argv)
     import matplotlib  # after parsing: --help answers without loading the plotting and study code
     import pandas as pd
 
+    from bench.config.budget import Budget
+    from bench.report.aggregate import write_aggregate
+    from bench.report.compute import compute_table, side_by_side, write_compute_table
+    from bench.report.fidelity import fidelity_flags, fidelity_table, write_fidelity_table
     from bench.report.figures import budget_curves_figure, gaps_figure, save_figure, tuning_curves_figure
+    from bench.report.pruning import pruning_check, pruning_flags
     from bench.report.table import (
         COLUMNS,
         budget_curves,
-        budget_order,
+        choose_studies,
         comparisons,
         final_runs,
         flags,
@@ -65,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         tuning_curves,
         write_tables,
     )
+    from bench.report.tuning_curves import write_curves_table
 
     setup_logging()
     matplotlib.use("Agg")  # the report writes files; no display needed
@@ -87,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for table in tables.values():  # its own column (bench.report.pruning), beside budget_check
+        table["pruning_check"] = pruning_check(table)
     written = []
     for budget, table in tables.items():
         written.extend(write_tables(table, args.out / "tables", f"comparison_{budget}").values())
@@ -97,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             stale.unlink()
             print(f"removed {stale} (no final runs at budget {stale.stem.removeprefix('comparison_')})")
     # comparison.* and the figures: the largest budget asked for (the main comparison), in any order
-    main_budget = max(tables, key=budget_order)
+    main_budget = max(tables, key=Budget.from_label)
     table = tables[main_budget]
     written.extend(write_tables(table, args.out / "tables").values())
     largest = runs[runs["budget"] == main_budget]
@@ -105,14 +125,27 @@ def main(argv: list[str] | None = None) -> int:
     written.extend(save_figure(gaps_figure(table), figures / "gaps.png"))
     written.extend(save_figure(tuning_curves_figure(tuning_curves(largest)), figures / "tuning_curves.png"))
     written.extend(save_figure(budget_curves_figure(budget_curves(largest)), figures / "budget_curves.png"))
+    written.extend(write_curves_table(budget_curves(largest), args.out / "tables"))
+    # across comparisons (two or more dataset × student × teacher): IQM, P(improvement), profiles
+    written.extend(write_aggregate(choose_studies(largest, args.study), args.out / "tables", figures))
+    matched = final_runs(args.compute_finals) if args.compute_finals.is_dir() else pd.DataFrame()
+    compute = compute_table(choose_studies(largest, args.study), matched)
+    if not compute.empty:
+        written.extend(write_compute_table(compute, args.out / "tables"))
+        print(f"\nequal iterations vs equal compute (budget {main_budget}):\n{side_by_side(compute)}")
+    fidelity = fidelity_table(args.fidelity)
+    if not fidelity.empty:
+        written.extend(write_fidelity_table(fidelity, args.out / "tables"))
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.2f}".format
     ):
         for budget, shown in tables.items():
             print(f"\nbudget {budget}:")
             print(shown[[*COLUMNS[3:], "budget_check", "extra_dims"]].to_string(index=False))
-            for line in flags(shown):
+            for line in [*flags(shown), *pruning_flags(shown)]:
                 print(f"WARNING [{budget}]: {line}", file=sys.stderr)
+    for line in fidelity_flags(fidelity):
+        print(f"WARNING: {line}", file=sys.stderr)
     print("\n" + "\n".join(f"wrote {p}" for p in written))
     return 0
 

@@ -1,4 +1,6 @@
-"""How much tuning is enough: expected best hold-out score after k trials, and the crossover budget.
+"""Dodge et al.'s expected best hold-out score after k trials (the report's estimator before
+:mod:`bench.report.tuning_curves`, which now draws the budget curves and the crossover; kept for the
+``expected_dodge`` column that shows how the two differ).
 
 Dodge et al. (EMNLP 2019, "Show your work") estimate, from one study's N trial scores, the expected
 best score of a study of k ≤ N trials: with the scores sorted, v(1) ≤ … ≤ v(N), and k draws with

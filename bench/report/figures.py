@@ -1,4 +1,4 @@
-"""Figures of the comparison: Δ vs the tuned baseline with CIs, tuning and budget curves.
+"""Figures of the comparison: Δ vs the tuned baseline with CIs, tuning and budget curves (exact bands).
 
 Each figure is saved twice by :func:`save_figure`: vector PDF for papers (TrueType fonts, which
 publishers accept where they reject Type 3, and no creation date, so the same results give the
@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-from bench.report.curves import crossover, crossover_label, expected_max_band, mean_expected_max
+from bench.report.tuning_curves import CONFIDENCE, PAIR_CONFIDENCE, crossover, tuning_curve
 from bench.utils.io import write_atomic
 
 DPI = 300  # print resolution of the PNGs (the PDFs are vector)
@@ -96,46 +96,51 @@ def tuning_curves_figure(curves: dict[tuple, dict[str, list[float | None]]]) -> 
 
 
 def budget_curves_figure(
-    curves: dict[tuple, dict[str, list[list[float | None]]]], n_resamples: int = 2000
+    curves: dict[tuple, dict[str, list[list[float | None]]]], confidence: float = CONFIDENCE
 ) -> plt.Figure:
-    """Per group: expected best hold-out mIoU after k trials with its 95% bootstrap band (top) and
-    Δ(k) against the baseline's curve (bottom); a dotted line marks each method's crossover budget.
+    """Per group: the median best hold-out mIoU of k trials with its exact simultaneous band
+    (shaded where the trials bound it, a dotted edge where only one side is bounded) and the unbiased
+    expected best (dashed) on top; Δ(k) of the median curves against the baseline's below, with each
+    method's crossover budget and its interval in the legend (a dotted line at the point).
 
-    With repeats the curves are averaged over the repeats' studies. See :mod:`bench.report.curves`
-    for the estimator (exact for random search, approximate under TPE). Keys as
-    :func:`bench.report.table.budget_curves`.
+    Repeats' trials are pooled. See :mod:`bench.report.tuning_curves` for the estimators and bands.
+    Keys as :func:`bench.report.table.budget_curves`.
     """
     cols = max(len(curves), 1)
     fig, axes = plt.subplots(2, cols, figsize=(6 * cols, 7), squeeze=False, sharex="col")
     for col, (key, methods) in enumerate(sorted(curves.items(), key=str)):
         top, bottom = axes[0, col], axes[1, col]
         teacher = key[2]
-        base_curve = mean_expected_max(methods.get("baseline", []))
+        base = tuning_curve(methods["baseline"], confidence) if "baseline" in methods else None
+        base_pair = tuning_curve(methods["baseline"], PAIR_CONFIDENCE) if base else None
         for i, (method, studies) in enumerate(sorted(methods.items(), key=lambda m: m[0] != "baseline")):
-            curve = mean_expected_max(studies)
-            if curve.size == 0:
+            curve = tuning_curve(studies, confidence)
+            if curve is None:
                 continue
-            k = np.arange(1, curve.size + 1)
-            low, high = expected_max_band(studies, n_resamples)
-            color = f"C{i}"
+            k, color = curve.k, f"C{i}"
             label = legend_label(method, teacher)
             repeats = f" ({len(studies)} repeats)" if len(studies) > 1 else ""
-            top.plot(k, curve, color=color, label=label + repeats)
-            top.fill_between(k, low, high, color=color, alpha=0.2, lw=0)
-            if method == "baseline" or base_curve.size == 0:
+            top.plot(k, curve.median, color=color, label=label + repeats)
+            top.plot(k, curve.expected, color=color, ls="--", lw=1)
+            bounded = ~np.isnan(curve.low) & ~np.isnan(curve.high)
+            top.fill_between(k, curve.low, curve.high, where=bounded, color=color, alpha=0.2, lw=0)
+            for edge in (curve.low, curve.high):
+                top.plot(k, edge, color=color, ls=":", lw=0.8)
+            if method == "baseline" or base is None:
                 continue
-            n = min(curve.size, base_curve.size)
-            bottom.plot(k[:n], curve[:n] - base_curve[:n], color=color, label=label)
-            cross = crossover(base_curve, curve[-1])
-            if cross is not None:
-                top.axvline(cross, color=color, ls=":", lw=1)
-            bottom.plot([], [], " ", label=f"  crossover: {crossover_label(cross, base_curve.size)}")
-        top.set_ylabel("expected best hold-out mIoU (%)")
+            n = min(curve.n_trials, base.n_trials)
+            bottom.plot(k[:n], curve.median[:n] - base.median[:n], color=color, label=label)
+            cross = crossover(base_pair, tuning_curve(studies, PAIR_CONFIDENCE))
+            if cross.k is not None:
+                top.axvline(cross.k, color=color, ls=":", lw=1)
+            bottom.plot([], [], " ", label=f"  crossover: {cross.label()} {cross.interval()}")
+        top.plot([], [], "k--", lw=1, label="expected best (unbiased)")
+        top.set_ylabel(f"median best hold-out mIoU (%), {confidence:.0%} band")
         top.set_title(title(*key), fontsize=10)
         top.legend(fontsize=8)
         bottom.axhline(0, color="black", lw=0.8)
         bottom.set_xlabel("trials k")
-        bottom.set_ylabel("Δ(k) vs baseline (points)")
+        bottom.set_ylabel("Δ(k) of median curves vs baseline (points)")
         bottom.legend(fontsize=8)
         for ax in (top, bottom):
             plain_ticks(ax, integer_x=True)

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
+from bench.config.budget import Budget
+from bench.errors import BenchError, ConfigError
 from bench.report import finals_terms
-from bench.report.curves import crossover, crossover_label, expected_max, mean_expected_max, scores
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
+from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
 from bench.tune.study import settings_hash
 from bench.utils.io import write_text_atomic
@@ -52,6 +53,7 @@ COLUMNS = [
     "crossover_trials",
 ]
 EXTRA = [
+    "crossover_ci",  # 95% interval of crossover_trials (exact tuning-curve bands, bench.report.tuning_curves)
     "budget_check",
     "extra_dims",
     "ci_method",
@@ -127,7 +129,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "miou": 100 * row["metrics"]["miou"],
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
-                "budget": budget_label(_budget(tuning)),
+                "budget": Budget.from_dict(_budget(tuning)).label,
                 "repeat": tuning.get("repeat", tuning["settings"].get("repeat", 0)),
                 "study": tuning["study"],
                 "settings_hash": tuning.get("settings_hash") or settings_hash(tuning["settings"]),
@@ -151,30 +153,24 @@ def _budget(tuning: dict[str, Any]) -> dict[str, Any]:
     return tuning.get("budget") or tuning["settings"]["budget"]
 
 
-def budget_label(budget: dict[str, Any]) -> str:
-    """``trials20`` or ``time3600s``: the same tag as the finals' folder."""
-    if budget["kind"] == "trials":
-        return f"trials{budget['trials']}"
-    return f"time{budget['seconds']:g}s"
-
-
-def parse_budgets(text: str) -> list[str]:
-    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds) as budget labels."""
+def parse_budgets(text: str) -> list[Budget]:
+    """``--budgets 5,10,20`` (trials) or ``600s,1200s`` (training seconds)."""
     out = []
     for item in filter(None, (x.strip() for x in text.split(","))):
         try:
-            out.append(f"time{float(item[:-1]):g}s" if item.endswith("s") else f"trials{int(item)}")
-        except ValueError:
+            out.append(Budget.from_amount(item))
+        except ConfigError:
             raise ReportError(
                 f"--budgets '{text}': '{item}' is neither a trial count (20) nor seconds (600s)"
             ) from None
     return out
 
 
-def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
-    """One comparison table per budget (labels from :func:`parse_budgets`; default: every budget
-    the finals hold), each from the same studies' prefixes at that budget."""
-    found = sorted(set(runs["budget"]), key=budget_order) if not runs.empty else []
+def comparisons(runs: pd.DataFrame, budgets: Sequence[Budget] = (), **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """One comparison table per budget (default: every budget the finals hold), keyed by the
+    budget's label, each from the same studies' prefixes at that budget."""
+    found = [b.label for b in sorted(map(Budget.from_label, set(runs["budget"])))] if not runs.empty else []
+    budgets = [b.label for b in budgets]
     missing = [b for b in budgets if b not in found]
     if missing:
         raise ReportError(
@@ -182,11 +178,6 @@ def comparisons(runs: pd.DataFrame, budgets: Sequence[str] = (), **kwargs: Any) 
             "run `make final TRIALS=N` (or BUDGET=time:S) for each budget first — the studies are reused"
         )
     return {b: comparison(runs[runs["budget"] == b], **kwargs) for b in (budgets or found)}
-
-
-def budget_order(label: str) -> tuple[str, float]:
-    kind = "trials" if label.startswith("trials") else "time"
-    return kind, float(label.removeprefix(kind).removesuffix("s"))
 
 
 def choose_studies(runs: pd.DataFrame, patterns: Sequence[str]) -> pd.DataFrame:
@@ -346,22 +337,23 @@ def aggregate_repeats(per_repeat: dict[int, list[MethodResult]]) -> list[dict[st
             "settings_hash": "; ".join(r["settings_hash"] for _, r in sorted(reps.items())),
             "crossover_trials": "",
             "code": "; ".join(sorted({r["code"] for r in reps.values()})),
+            "crossover_ci": "",
         }
         if not is_base and base:
-            row["crossover_trials"] = _mean_crossover(
-                [base[k].holdout_values for k in sorted(base)],
-                [results[k].holdout_values for k in sorted(results)],
+            row.update(
+                _crossover_columns(
+                    [_percents(base[k].holdout_values) for k in sorted(base)],
+                    [_percents(results[k].holdout_values) for k in sorted(results)],
+                )
             )
         out.append(row)
     return out
 
 
-def _mean_crossover(base: list[Any], method: list[Any]) -> str:
-    """Crossover of the expected-best curves averaged over repeats (each cut to the shortest study)."""
-    base_curve, method_curve = mean_expected_max(base), mean_expected_max(method)
-    if base_curve.size == 0 or method_curve.size == 0:
-        return ""
-    return crossover_label(crossover(base_curve, method_curve[-1]), base_curve.size)
+def _crossover_columns(base: list[Any], method: list[Any]) -> dict[str, str]:
+    """``crossover_trials`` and ``crossover_ci`` from the studies' per-trial scores (repeats pooled)."""
+    c = method_crossover(base, method)
+    return {"crossover_trials": c.label(), "crossover_ci": c.interval()} if c else {}
 
 
 def _result(
@@ -419,6 +411,7 @@ def _result(
         "settings_hash": part["settings_hash"].iloc[0],
         "teacher_sha256": part["teacher_sha256"].iloc[0],
         "crossover_trials": "",
+        "crossover_ci": "",
         "repeats": 1,
         "code": "",
     }
@@ -433,17 +426,14 @@ def _result(
 
 
 def add_crossover(results: list[MethodResult]) -> None:
-    """``crossover_trials`` of each KD row: the smallest k at which the baseline's expected best
-    hold-out mIoU after k trials reaches the method's expected best at the full budget, or
-    "not within N" (N: the baseline's trials). Empty without per-trial scores (older finals)."""
+    """``crossover_trials`` of each KD row: the smallest k at which the baseline's median best
+    hold-out mIoU of k trials reaches the method's at the full budget, or "not within N" (N: the
+    baseline's trials), and ``crossover_ci`` its 95% interval (:mod:`bench.report.tuning_curves`).
+    Empty without per-trial scores (older finals)."""
     base = next((m for m in results if m.method == "baseline"), None)
-    base_values = scores(base.holdout_values) if base else np.array([])
     for m in results:
-        values = scores(m.holdout_values)
-        if m is base or base_values.size == 0 or values.size == 0:
-            continue
-        k = crossover(expected_max(base_values), expected_max(values)[-1])
-        m.row["crossover_trials"] = crossover_label(k, base_values.size)
+        if m is not base and base is not None:
+            m.row.update(_crossover_columns([_percents(base.holdout_values)], [_percents(m.holdout_values)]))
 
 
 def _percent(value: float | None) -> float:

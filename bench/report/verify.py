@@ -49,10 +49,10 @@ class RowMismatchError(BenchError):
 
 
 def _tune_at(budget: dict[str, Any]) -> TuneConfig:
-    kind = budget["kind"]
-    return replace(
-        TuneConfig(), budget=kind, trials=budget.get("trials") or 1, seconds=budget.get("seconds") or 1.0
-    )
+    from bench.config.budget import Budget
+
+    b = Budget.from_dict(budget)
+    return b.on(replace(TuneConfig(), budget=budget["kind"]))
 
 
 def _open(url: str, given: str | None, cache: dict[str, Any]) -> optuna.storages.BaseStorage:
@@ -82,7 +82,6 @@ def verify_runs(runs: pd.DataFrame, storage: str | None = None) -> int:
     ``storage``: the URL or path to read instead of the one each row recorded (masked passwords,
     studies moved). Raises :class:`RowMismatchError` naming the first file that does not match.
     """
-    from bench.report.table import budget_label
     from bench.tune.finals import study_summary
 
     cache: dict[str, Any] = {}
@@ -106,7 +105,7 @@ def verify_runs(runs: pd.DataFrame, storage: str | None = None) -> int:
                     "cannot be checked (pass the storage it came from: make report STORAGE=...)"
                 ) from None
         study = studies[key]
-        budget = budget_label(tuning.get("budget") or tuning["settings"]["budget"])
+        budget = r.budget  # the label final_runs gave it, e.g. trials20
         recorded = recorded_digests(study, budget, int(r.seed))
         if not recorded:
             raise RowMismatchError(

@@ -1,4 +1,5 @@
-"""The logger interface, its registry and the trainer callback that feeds it."""
+"""The logger interface and its registry (the trainer feeds a logger through
+:class:`bench.engine.callbacks.TrackingCallback`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.schema import LoggerConfig
-from bench.engine.callbacks import Callback
 from bench.errors import ConfigError
 from bench.registry import Registry
 
@@ -60,25 +60,3 @@ def build_logger(cfg: LoggerConfig, run: RunInfo) -> ExperimentLogger | None:
             "pip install -e '.[tracking]' (or the package alone)"
         )
     return backend(cfg, run)
-
-
-class TrackingCallback(Callback):
-    """Sends what the trainer logs to an :class:`ExperimentLogger`."""
-
-    def __init__(self, logger: ExperimentLogger, config: dict[str, Any], eval_split: str) -> None:
-        self.logger = logger
-        self.eval_split = eval_split
-        logger.log_config(config)
-
-    def on_log(self, step: int, entry: dict[str, float]) -> None:
-        self.logger.log_metrics({f"train/{k}": v for k, v in entry.items() if k != "step"}, step)
-
-    def on_validation(self, step: int, metrics: Any) -> None:
-        self.logger.log_metrics({f"{self.eval_split}/miou_during_training": metrics.miou}, step)
-
-    def on_fit_end(self, step: int, row: dict[str, Any] | None) -> None:
-        if row is not None:
-            m = row["metrics"]
-            final = {f"{self.eval_split}/{k}": m[k] for k in ("miou", "aacc", "macc") if k in m}
-            self.logger.log_metrics(final, step)
-        self.logger.close(finished=row is not None)

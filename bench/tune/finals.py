@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,22 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from bench.config import RunConfig, load_config
-from bench.config.compose import config_hash
+from bench.config import RunConfig
+from bench.config.budget import Budget
+from bench.config.compose import config_hash, load_config
+from bench.config.overrides import Overrides
 from bench.config.schema import TuneConfig
 from bench.engine.checkpoint import finished_row
 from bench.engine.trainer import Trainer
 from bench.errors import ConfigError
+from bench.methods import needs_teacher
 from bench.results import RESULT_FILE
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
 from bench.tune.finals_digest import record_digest
-from bench.tune.processes import Worker, run_workers
-from bench.tune.runner import format_override
 from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
+from bench.workers.processes import Worker, run_workers
 
 log = logging.getLogger("bench")
 
@@ -40,13 +42,14 @@ def select_studies(cfg: RunConfig, storage: optuna.storages.BaseStorage, method:
     kind = cfg.tune.budget
     names = []
     for name in optuna.get_all_study_names(storage):
-        parts = name.split("/")  # …/<method>/<budget kind>[/r<repeat>]: every repeat is finalised
-        if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[5].removeprefix("r").isdigit()):
+        parsed = st.StudyName.parse(name)  # every repeat is finalised
+        if parsed is None or (parsed.dataset, parsed.student, parsed.kind) != (
+            cfg.dataset.name,
+            cfg.student.name,
+            kind,
+        ):
             continue
-        dataset, student, teacher, study_method, tag = parts[:5]
-        if (dataset, student, tag) != (cfg.dataset.name, cfg.student.name, kind):
-            continue
-        if teacher not in (cfg.teacher.name, "none") or (method and study_method != method):
+        if parsed.teacher not in (cfg.teacher.name, "none") or (method and parsed.method != method):
             continue
         names.append(name)
     if not names:
@@ -64,7 +67,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
     Everything comes from the study's prefix at that budget (:func:`bench.tune.study.prefix`), so
     a 20-trial comparison read from a study topped up to 30 trials is the 20-trial study's.
     """
-    budget = st.budget_amount(tune)
+    budget = Budget.of(tune)
     trials = st.prefix(study, budget)
     best = st.best_trial(study, trials)
     settings = dict(study.user_attrs["settings"])
@@ -74,7 +77,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "settings_hash": st.settings_hash(settings),
         "settings": settings,
         "repeat": settings.get("repeat", 0),
-        "budget": budget,
+        "budget": budget.as_dict(),
         "best_trial": best.number,
         "best_slot": [t.number for t in trials].index(best.number),  # the prefix is slots 0, 1, …
         "best_params": best.params,
@@ -95,7 +98,7 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
 
 def teacher_miou(cfg: RunConfig) -> float | None:
     """The teacher's own validation mIoU, as its checkpoint records it (None without a teacher)."""
-    if not st.needs_teacher(cfg):
+    if not needs_teacher(cfg):
         return None
     metrics = read_teacher_meta(teacher_path(cfg)).get("metrics") or {}
     return metrics.get("miou")
@@ -126,10 +129,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
         study = optuna.load_study(study_name=name, storage=storage)
         tune = cfg.tune
         if at_requested:
-            asked = st.requested_budget(study)
-            tune = replace(
-                tune, trials=asked["trials"] or tune.trials, seconds=asked["seconds"] or tune.seconds
-            )
+            tune = Budget.from_dict(st.requested_budget(study)).on(tune)
         summary = study_summary(study, tune)
         summary["storage"] = mask_url(st.storage_url(cfg.tune))
         if not summary["budget_met"]:
@@ -138,7 +138,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
                 name,
                 summary["trials"],
             )
-        best = [format_override(k, v) for k, v in summary["best_params"].items()]
+        best = Overrides().with_(summary["best_params"])
         for seed in range(cfg.tune.final_seeds):
             run_overrides = [
                 *study.user_attrs["overrides"],
@@ -150,7 +150,7 @@ def final_jobs(overrides: list[str], method: str | None = None, at_requested: bo
                 f"seed={seed}",
                 "train.split=train",
                 "eval.split=val",
-                f"output_dir={Path(tune.finals_dir) / name / st.budget_tag(tune) / f'seed{seed}'}",
+                f"output_dir={Path(tune.finals_dir) / name / Budget.of(tune).label / f'seed{seed}'}",
                 "resume=true",
             ]
             run_cfg = load_config(run_overrides)
@@ -171,7 +171,7 @@ def run_final(job: FinalJob, extra: Sequence[str] = ()) -> dict[str, Any]:
         row = Trainer(cfg, annotations=job.annotations, label=label).fit()
         # the digest the report checks the row against (a reused row keeps the one of its training)
         study = optuna.load_study(study_name=job.study, storage=st.open_storage(cfg.tune))
-        record_digest(study, job.output_dir / RESULT_FILE, st.budget_tag(cfg.tune), job.seed)
+        record_digest(study, job.output_dir / RESULT_FILE, Budget.of(cfg.tune).label, job.seed)
         log.info("%s seed %d: val mIoU %.2f", job.study, job.seed, 100 * row["metrics"]["miou"])
     return row
 
@@ -189,7 +189,7 @@ def run_finals(
     = W > 1 the runs still to train are shared among W local workers, this process and W − 1 spawned
     ones (CPU threads and GPUs split by :func:`~bench.utils.devices.worker_slots`, one GPU per run
     whatever ``tune.gpus_per_trial``); a finished run is reused. ``standby``: worker processes already
-    started (:func:`bench.tune.processes.standby_workers`), used before any is spawned.
+    started (:func:`bench.workers.processes.standby_workers`), used before any is spawned.
     """
     cfg = load_config(overrides)
     jobs = final_jobs(overrides, method, at_requested)
@@ -216,7 +216,7 @@ def run_finals(
 
 
 def _final_worker(jobs: list[FinalJob], extra: list[str], threads: int) -> None:
-    from bench.cli import setup_logging
+    from bench.utils.logs import setup_logging
 
     setup_logging()
     with torch_threads(threads):

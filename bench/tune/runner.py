@@ -19,24 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import Trial, TrialState
 
 from bench.config import RunConfig
+from bench.config.budget import Budget
+from bench.config.overrides import Overrides
 from bench.engine.trainer import Callback, Trainer
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.journal import StorageError
-from bench.tune.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.tune.outcome import LeaseLostError, Then, classify
-from bench.tune.processes import Worker, dismiss, run_workers, signals_deferred
 from bench.tune.sampling import SlotSampler
 from bench.tune.space import SearchSpace, load_space
-from bench.tune.status import duration
+from bench.tune.status import duration, study_status
 from bench.tune.trial_config import study_config, trial_config, trial_values
-from bench.utils.devices import torch_threads, worker_slots
+from bench.utils.signals import signals_deferred
+from bench.workers.launch import launch
+from bench.workers.multi_gpu import check_gpus_per_trial, trial_trainer
+from bench.workers.processes import Worker
+from bench.workers.work import Work
 
 log = logging.getLogger("bench")
 
@@ -47,22 +50,9 @@ log = logging.getLogger("bench")
 WAIT_POLL = 0.5
 
 
-def format_override(key: str, value: Any) -> str:
-    """A Hydra override for a sampled value (floats keep full precision)."""
-    if value is None:
-        return f"{key}=null"
-    if isinstance(value, bool):
-        return f"{key}={str(value).lower()}"
-    if isinstance(value, float):
-        return f"{key}={value!r}"
-    if isinstance(value, str):
-        return f"{key}='{value}'"
-    return f"{key}={value}"
-
-
-def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> list[str]:
+def trial_overrides(cfg: RunConfig, study_name: str, number: int, params: dict[str, Any]) -> Overrides:
     """Everything a trial sets on top of the study's own overrides, as Hydra overrides."""
-    return [format_override(k, v) for k, v in trial_values(cfg, study_name, number, params).items()]
+    return Overrides().with_(trial_values(cfg, study_name, number, params))
 
 
 class LeaseCallback(Callback):
@@ -133,7 +123,7 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
 
 
 def check_tune_config(cfg: RunConfig) -> None:
-    t = cfg.tune  # tune.budget is typed (config.schema.Budget): composition refused other values
+    t = cfg.tune  # tune.budget is typed (config.schema.BudgetKind): composition refused other values
     if (t.budget == "trials" and t.trials < 1) or (t.budget == "time" and t.seconds <= 0):
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
@@ -332,14 +322,6 @@ def work_on(studies: Sequence[Sequence[str]]) -> None:
         raise lost from None
 
 
-def _worker_main(studies: list[list[str]], worker: int, threads: int) -> None:
-    from bench.cli import setup_logging
-
-    setup_logging()
-    with torch_threads(threads):
-        work_on(studies)
-
-
 def run_sweep(overrides: Sequence[str]) -> Sweep:
     """Tune one study to its budget with ``tune.workers`` processes; resumes an existing study."""
     return run_sweeps([overrides])[0]
@@ -350,7 +332,7 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
     concurrently with one set of ``tune.workers`` workers (the first study's): worker i starts on
     study i mod S and moves on when no trial of it is left to start. Resumes existing studies.
 
-    ``standby``: worker processes already started (:func:`bench.tune.processes.standby_workers`),
+    ``standby``: worker processes already started (:func:`bench.workers.processes.standby_workers`),
     used for local workers 1, 2, …; those not needed are dismissed before the trials start."""
     sweeps = [Sweep.open(overrides) for overrides in studies]
     first = sweeps[0]
@@ -363,20 +345,23 @@ def run_sweeps(studies: Sequence[Sequence[str]], standby: Sequence[Worker] = ())
             "study %s on %s: %s, %d counted trials so far",
             sweep.name,
             st.storage_url_for_log(tune),
-            st.budget_tag(tune),
+            Budget.of(tune).label,
             len(st.tally(sweep.study).counted),
         )
     try:
-        local = first.cfg.launcher.name == "local"
-        dismiss(standby[first.cfg.tune.workers - 1 :] if local else standby)
-        if not local:
-            from bench.tune.launch import launch_workers
-
-            launch_workers(sweeps)
-        elif first.cfg.tune.workers == 1:
-            work_on(rotations(sweeps, 1)[0])
-        else:
-            _run_worker_processes(sweeps, rotations(sweeps, first.cfg.tune.workers), standby)
+        launch(
+            Work(
+                cfg=first.cfg,
+                name=first.name,
+                rotations=lambda n: rotations(sweeps, n),
+                work_on=work_on,
+                on_stopped=lambda pids: _fail_trials_of(sweeps, pids, Path(first.cfg.tune.trials_dir)),
+                status=lambda: {
+                    s.name: study_status(s.study, first.cfg.tune.heartbeat_grace).line() for s in sweeps
+                },
+            ),
+            standby,
+        )
     finally:
         for sweep in sweeps:
             try:
@@ -394,23 +379,9 @@ def rotations(sweeps: Sequence[Sweep], workers: int) -> list[list[list[str]]]:
     return [[list(sweeps[(i + k) % n].overrides) for k in range(n)] for i in range(workers)]
 
 
-def _run_worker_processes(
-    sweeps: list[Sweep], rotations: list[list[list[str]]], standby: Sequence[Worker] = ()
-) -> None:
-    """One worker per rotation on this machine (see :func:`bench.utils.devices.worker_slots`): this
-    process is worker 0, the others are spawned (:func:`bench.tune.processes.run_workers`);
-    interrupted, their trials are failed (not counted)."""
-    cfg = sweeps[0].cfg
-    gpus = torch.cuda.device_count() if cfg.device in ("auto", "cuda") else 0
-    slots = worker_slots(len(rotations), gpus, cfg.tune.workers_per_gpu, cfg.tune.gpus_per_trial)
-    args = [
-        ([[*overrides, *slot.overrides] for overrides in rotation], i, slot.threads)
-        for i, (rotation, slot) in enumerate(zip(rotations, slots, strict=True))
-    ]
-
-    def on_stopped(pids: set[int]) -> None:
-        for sweep in sweeps:
-            for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
-                discard_checkpoints(Path(cfg.tune.trials_dir) / sweep.name / f"trial_{number:04d}")
-
-    run_workers(_worker_main, args, on_stopped, standby)
+def _fail_trials_of(sweeps: Sequence[Sweep], pids: set[int], trials_dir: Path) -> None:
+    """Worker processes ``pids`` were stopped: fail their running trials (not counted) and remove
+    those trials' checkpoints."""
+    for sweep in sweeps:
+        for number in hb.fail_trials_of(sweep.study, pids, "interrupted"):
+            discard_checkpoints(trials_dir / sweep.name / f"trial_{number:04d}")

@@ -4,7 +4,7 @@ Hydra composition (search path, defaults lists, schema registration) costs about
 and merging into the schemas about 80 ms; a study composes its overrides and merges them into the
 schemas once per process (:func:`bench.config.compose.typed`, unresolved), and every trial sets its
 values on a copy of that, which type-checks them, before the same resolution and checks as
-:func:`bench.config.load_config` (≈ 12 ms). The result equals composing the study's overrides
+:func:`bench.config.compose.load_config` (≈ 12 ms). The result equals composing the study's overrides
 followed by the trial's ``key=value`` overrides (tested, interpolations included), because a trial
 only sets config values, never group choices.
 """

@@ -49,7 +49,7 @@ def worker_slots(
     device is assigned only when there is a choice to make (several GPUs, or several workers per GPU
     asked for), so a single-GPU machine keeps ``device=auto``.
 
-    With ``gpus_per_trial = N > 1`` each trial runs on N processes (:mod:`bench.tune.multi_gpu`) and
+    With ``gpus_per_trial = N > 1`` each trial runs on N processes (:mod:`bench.workers.multi_gpu`) and
     workers get disjoint sets of N GPUs: worker ``i`` (or its group of ``w``) gets GPUs ``k·N … k·N +
     N − 1`` for ``k = i // w``, as ``device=cuda:<k·N>`` (a multi-GPU trial on ``cuda:K`` uses
     ``K … K + N − 1``). The sets must fit in the visible GPUs: they are never shared round-robin.

@@ -60,7 +60,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def torch_save(obj: Any, f: IO[bytes]) -> None:
     """``torch.save(obj, f)``, except that a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM through
-    :func:`bench.tune.processes.raise_on_sigterm`) raised while it writes stays what it is: torch's zip
+    :func:`bench.utils.signals.raise_on_sigterm`) raised while it writes stays what it is: torch's zip
     writer, unwound by it after a write, raises ``RuntimeError: … unexpected pos`` in its place, and a
     trial stopped while it checkpoints would count as crashed instead of interrupted."""
     try:

@@ -20,6 +20,7 @@ CITYSCAPES_RAWS = list(range(34))  # every labelId 0..33 (19 evaluated, 15 ignor
 ADE_RAWS = [0, 1, 2, 75, 150]  # 0 = "other" → ignore; 1..150 → 0..149
 VOC_RAWS = [0, 1, 15, 20, 255]  # 255 = boundary / void
 CAMVID_RAWS = [0, 3, 10, 11]  # 11 = void
+COCO_STUFF_RAWS = [0, 1, 90, 170, 255]  # train ids 0..170 as the converter writes them; 255 = unlabelled
 
 
 def grey(raw: np.ndarray, raws: list[int]) -> np.ndarray:
@@ -155,5 +156,22 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-WRITERS = {"cityscapes": write_cityscapes, "ade20k": write_ade20k, "voc": write_voc, "camvid": write_camvid}
-RAWS = {"cityscapes": CITYSCAPES_RAWS, "ade20k": ADE_RAWS, "voc": VOC_RAWS, "camvid": CAMVID_RAWS}
+def write_coco_stuff164k(root: Path, size: tuple[int, int] = (48, 64)) -> dict[str, int]:
+    """mmseg's converted COCO-Stuff-164K: images/<subset>/*.jpg + annotations/<subset>/*_labelTrainIds.png."""
+    counts = {"train2017": 3, "val2017": 2}
+    for subset, count in counts.items():
+        for i in range(count):
+            stem = f"{(i + 1) * 9 + (subset == 'val2017'):012d}"
+            h, w = size[0] + 16 * i, size[1]
+            label = blocks((h, w), COCO_STUFF_RAWS, seed=i)
+            _save_pair(root / "images" / subset / f"{stem}.jpg", label, COCO_STUFF_RAWS,
+                       root / "annotations" / subset / f"{stem}_labelTrainIds.png")  # fmt: skip
+            # the converter keeps the original 182-id map beside the train-id one
+            Image.fromarray(label).save(root / "annotations" / subset / f"{stem}.png")
+    return {"train": 3, "val": 2}
+
+
+WRITERS = {"cityscapes": write_cityscapes, "ade20k": write_ade20k, "voc": write_voc, "camvid": write_camvid,
+           "coco_stuff164k": write_coco_stuff164k}  # fmt: skip
+RAWS = {"cityscapes": CITYSCAPES_RAWS, "ade20k": ADE_RAWS, "voc": VOC_RAWS, "camvid": CAMVID_RAWS,
+        "coco_stuff164k": COCO_STUFF_RAWS}  # fmt: skip

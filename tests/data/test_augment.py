@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import AugmentConfig
 from bench.data import build_split
 from bench.data.pipeline import (

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import DATASETS, build_split
 from bench.errors import ConfigError, DataError
 
@@ -39,7 +39,13 @@ def root(tmp_path, request):
 @pytest.mark.parametrize("root", DATASET_NAMES, indirect=True)
 def test_splits_class_names_and_palette(root, request):
     name = request.node.callspec.params["root"]
-    counts = {"cityscapes": (3, 2), "ade20k": (3, 2), "voc": (3, 2), "camvid": (3, 2)}[name]
+    counts = {
+        "cityscapes": (3, 2),
+        "ade20k": (3, 2),
+        "voc": (3, 2),
+        "camvid": (3, 2),
+        "coco_stuff164k": (3, 2),
+    }[name]
     cfg = _cfg(name, root)
     for split, expected in zip(("train", "val"), counts, strict=True):
         ds = build_split(cfg, split)
@@ -50,8 +56,9 @@ def test_splits_class_names_and_palette(root, request):
         valid = label[label != 255]
         assert ((valid >= 0) & (valid < cfg.num_classes)).all()
     assert len(ds.class_names) == len(ds.palette) == cfg.num_classes
-    # One colour per class; mmseg's official ADE20K palette repeats one (road and skyscraper).
-    assert len(set(ds.palette)) == cfg.num_classes - (name == "ade20k")
+    # One colour per class; mmseg's official palettes repeat some: ADE20K one (road and skyscraper),
+    # COCO-Stuff nine (e.g. person and bicycle share (0, 192, 64)).
+    assert len(set(ds.palette)) == cfg.num_classes - {"ade20k": 1, "coco_stuff164k": 9}.get(name, 0)
     assert all(0 <= c <= 255 for rgb in ds.palette for c in rgb)
 
 

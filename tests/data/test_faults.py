@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.data import build_split
 from bench.errors import DataError
 

@@ -6,19 +6,23 @@ import dataclasses
 
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.errors import ConfigError
 from bench.teacher import teacher_config
 
-DATASETS = ("cityscapes", "ade20k", "voc", "camvid")
+DATASETS = ("cityscapes", "ade20k", "voc", "camvid", "coco_stuff164k")
 
 # CIRKD (winycg/CIRKD train_baseline.py defaults and train_scripts/*): the crop per dataset.
-CIRKD_CROPS = {"cityscapes": [512, 1024], "ade20k": [512, 512], "voc": [512, 512], "camvid": [360, 360]}
+CIRKD_CROPS = {
+    "cityscapes": [512, 1024], "ade20k": [512, 512], "voc": [512, 512], "camvid": [360, 360],
+    "coco_stuff164k": [512, 512],
+}  # fmt: skip
 # mmseg configs: (batch = GPUs × images per GPU, crop, RandomResize base scale).
 MMSEG = {
     "cityscapes": (8, [512, 1024], [2048, 1024]),
     "ade20k": (16, [512, 512], [2048, 512]),
     "voc": (16, [512, 512], [2048, 512]),
+    "coco_stuff164k": (16, [512, 512], [2048, 512]),
 }
 
 
@@ -105,3 +109,33 @@ def test_mobilenet_student_preset():
     s = load_config(["student=deeplabv3_mbv2", "dataset=cityscapes"]).student
     assert (s.arch, s.encoder, s.output_stride, s.aux_head) == ("deeplabv3", "tu-mobilenetv2_100", 8, False)
     assert s.decoder_kwargs == {"decoder_channels": 128, "decoder_atrous_rates": [12, 24, 36]}
+
+
+# CIRKD v2 (winycg/CIRKD @dab64db scripts/train_baseline/*): (batch, lr, crop), 80k iterations.
+CIRKD_V2 = {
+    "cityscapes": (8, 0.01, [512, 1024]),
+    "ade20k": (16, 0.02, [512, 512]),
+    "voc": (16, 0.02, [512, 512]),
+    "coco_stuff164k": (16, 0.02, [512, 512]),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(CIRKD_V2))
+def test_cirkd_v2_protocol(dataset):
+    cfg = load_config([f"dataset={dataset}", "protocol=cirkd_v2", "eval=slide"])
+    t = cfg.train
+    batch, lr, crop = CIRKD_V2[dataset]
+    assert (t.iterations, t.batch_size, t.optimizer.lr, t.crop_size) == (80000, batch, lr, crop)
+    assert (t.optimizer.momentum, t.optimizer.weight_decay, t.schedule.power, t.aux_weight) == (
+        0.9,
+        1e-4,
+        0.9,
+        0.4,
+    )
+    assert (t.augment.scale_range, t.augment.scale_step, t.augment.photometric) == ([0.5, 2.0], 0.1, False)
+    assert (cfg.eval.mode, cfg.eval.flip) == ("whole", False)
+
+
+def test_cirkd_v2_refuses_camvid():
+    with pytest.raises(ConfigError, match="cirkd_v2 is not defined for camvid"):
+        load_config(["dataset=camvid", "protocol=cirkd_v2"])

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.engine.trainer import train_run
 from bench.visualize import main as visualize_main
 

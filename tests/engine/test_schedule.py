@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.engine.distributed import context
 from bench.engine.meters import LossMeter, Timing, TrainingClock
 from bench.engine.schedule import Schedule

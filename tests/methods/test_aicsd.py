@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.methods import Objective, TermContext, build_term, cross_entropy
 from bench.methods.objective import schedule_multiplier
 from bench.methods.terms.aicsd import icsd_loss, icsd_matrices, icsd_matrix_as_released

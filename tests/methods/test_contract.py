@@ -28,6 +28,11 @@ STUDENT_HW, TEACHER_HW = (4, 4), (8, 8)
 CHEAP = {
     "skd_holistic": {"conv_dim": 8},
     "cirkd_memory": {"pixel_memory_size": 64, "region_memory_size": 16},
+    # Not cheaper but a shape constraint: D_t must be a multiple of the channel groups (16 released),
+    # and the stages built here have 2 (student) and 3 (teacher) channels.
+    "afdcd": {"groups": 1},
+    # No teacher checkpoint here, so no trained tokens: the release's random init of the same shape.
+    "maskd": {"tokens": "random"},
 }
 
 

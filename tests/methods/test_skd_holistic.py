@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import MethodConfig
 from bench.engine.trainer import Trainer, train_run
 from bench.errors import ConfigError

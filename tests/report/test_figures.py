@@ -82,7 +82,7 @@ def _gaps_table() -> pd.DataFrame:
 FIGURES = {
     "gaps": lambda: gaps_figure(_gaps_table()),
     "tuning_curves": lambda: tuning_curves_figure(tuning_curves(_two_teachers())),
-    "budget_curves": lambda: budget_curves_figure(budget_curves(_two_teachers()), n_resamples=50),
+    "budget_curves": lambda: budget_curves_figure(budget_curves(_two_teachers())),
 }
 NUMBER = re.compile(r"[−-]?\d+(\.\d+)?")  # a plain tick label: no offset, no 1e1, no ×10^k
 
@@ -137,7 +137,7 @@ def test_two_teachers_are_two_panels_each_with_the_baseline():
             curves[("synthetic", "tiny", "small", "trials3")],
         )
         assert big["kd"] != small["kd"] and big["baseline"] == small["baseline"]
-    for fig in (tuning_curves_figure(tuning_curves(runs)), budget_curves_figure(budget_curves(runs), 50)):
+    for fig in (tuning_curves_figure(tuning_curves(runs)), budget_curves_figure(budget_curves(runs))):
         titles = sorted(ax.get_title() for ax in fig.axes if ax.get_title())
         assert titles == [
             "synthetic · tiny ← big · budget trials3",

@@ -4,7 +4,7 @@ import pandas as pd
 
 from bench.report.table import comparison, final_runs
 
-from ..tune.test_report import _write
+from .test_report import _write
 
 
 def test_a_dataset_with_a_baseline_only_keeps_its_row_beside_another_with_kd(tmp_path):

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.errors import BenchError, ConfigError
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
@@ -285,7 +285,7 @@ def test_a_memory_limit_stops_the_study_once_naming_the_term(tmp_path, teachers_
 
 
 def test_the_slurm_batch_script_carries_the_launcher_settings(tmp_path):
-    from bench.tune.launch import batch_script, sbatch_memory
+    from bench.workers.slurm import batch_script, sbatch_memory
 
     cfg = load_config(
         sweep_args(

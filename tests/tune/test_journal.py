@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.sweep import main as sweep_main
 from bench.tune import journal
 from bench.tune import study as st

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from bench.errors import CheckpointError, ConfigError, DataError, MemoryLimitError, NonFiniteLossError
 from bench.tune.outcome import LeaseLostError, Outcome, Then, classify
-from bench.tune.processes import Interrupted
+from bench.utils.signals import Interrupted
 
 ROW = {"metrics": {"miou": 0.625}, "cost": {"step_time_ms": 12.5, "peak_mem_mb": 300.0}, "config_hash": "abc"}
 

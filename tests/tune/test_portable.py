@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import load_config
-from bench.config.compose import conf_dir
+from bench.config.compose import conf_dir, load_config
 from bench.tune import study as st
 from bench.tune.runner import Sweep, run_sweep
 from bench.tune.space import load_space

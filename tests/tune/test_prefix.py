@@ -10,7 +10,7 @@ import math
 import pytest
 from optuna.trial import Trial, TrialState
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.tune import study as st
 from bench.tune.finals import study_summary
 from bench.tune.runner import Sweep

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from bench.config import compose_raw, validate
-from bench.config.compose import conf_dir
+from bench.config.compose import compose_raw, conf_dir, validate
 from bench.errors import ConfigError
 from bench.tune.space import load_space
 

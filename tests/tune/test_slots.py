@@ -7,7 +7,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.config.schema import TuneConfig
 from bench.tune import study as st
 from bench.tune.runner import make_sampler

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.errors import ConfigError
 from bench.tune.space import load_space
 
@@ -93,6 +93,6 @@ def test_missing_training_space(tmp_path):
     [(None, "null"), (True, "true"), (0.1 + 0.2, repr(0.1 + 0.2)), (3, "3"), ("hinge", "'hinge'")],
 )
 def test_sampled_values_become_hydra_overrides(value, expected):
-    from bench.tune.runner import format_override
+    from bench.config.overrides import format_override
 
     assert format_override("a.b", value) == f"a.b={expected}"

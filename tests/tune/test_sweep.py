@@ -11,7 +11,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from bench.config import load_config
+from bench.config.budget import Budget
+from bench.config.compose import load_config
 from bench.config.schema import TermConfig
 from bench.data import build_split
 from bench.errors import BenchError, ConfigError
@@ -277,5 +278,5 @@ def test_study_name_and_storage(tmp_path):
     assert st.study_name(cfg) == "synthetic/deeplabv3_tiny/deeplabv3_small/kd/trials"  # no amount
     base = load_config(sweep_args(tmp_path, None, "tune.budget=time", "tune.seconds=90"))
     assert st.study_name(base) == "synthetic/deeplabv3_tiny/none/baseline/time"
-    assert st.budget_tag(cfg.tune) == "trials7" and st.budget_tag(base.tune) == "time90s"
+    assert Budget.of(cfg.tune).label == "trials7" and Budget.of(base.tune).label == "time90s"
     assert isinstance(st.open_storage(cfg.tune), optuna.storages.JournalStorage)

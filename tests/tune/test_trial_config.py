@@ -2,8 +2,7 @@
 
 import pytest
 
-from bench.config import load_config
-from bench.config.compose import to_dict
+from bench.config.compose import load_config, to_dict
 from bench.errors import ConfigError
 from bench.tune.runner import trial_overrides
 from bench.tune.trial_config import trial_config, trial_values

@@ -1,0 +1,150 @@
+"""Optuna studies of the equal-budget protocol: one face over three one-idea modules.
+
+- :mod:`._storage`   where studies live (journal file, database, Redis) and opening it.
+- :mod:`._identity`  a study's name, settings and settings hash (what makes two studies comparable).
+- :mod:`._budget`    budget accounting: counted trials, slots, prefixes, the requested and realised budget.
+
+:func:`open_study` ties them together: create or load a study, checking its settings. Import names
+from here (``from bench.tune import study as st``), not from the private modules.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from bench.config.overrides import Overrides
+from bench.config.schema import RunConfig
+from bench.errors import ConfigError
+from bench.tune.space import SearchSpace
+from bench.tune.study._budget import (
+    ATTEMPT,
+    COUNTED_FAILURES,
+    DISCARDED,
+    EXTERNAL_FAILURES,
+    REPLACES,
+    REQUESTED,
+    SLOT,
+    Tally,
+    best_so_far,
+    best_trial,
+    budget_left,
+    budget_met,
+    counted_by_slot,
+    enqueue_discarded_slots,
+    enqueue_missing_replacements,
+    enqueue_replacement,
+    fail_reason,
+    is_counted,
+    is_uncounted_failure,
+    literature_default,
+    over_budget,
+    prefix,
+    prefix_met,
+    record_realised_budget,
+    record_requested_budget,
+    requested_budget,
+    seconds_tolerance,
+    slots,
+    tally,
+)
+from bench.tune.study._identity import (
+    StudyName,
+    protocol_hash,
+    repeat_overrides,
+    settings_hash,
+    study_name,
+    study_settings,
+    teacher_sha256,
+    trial_iterations,
+    val_interval,
+)
+from bench.tune.study._storage import (
+    DRIVERS,
+    JOURNAL,
+    check_driver,
+    connection_lost,
+    open_storage,
+    storage_url,
+    storage_url_for_log,
+)
+from bench.utils.secrets import mask_url
+
+
+def open_study(
+    cfg: RunConfig, space: SearchSpace, storage: optuna.storages.BaseStorage, overrides: list[str]
+) -> optuna.Study:
+    """Create the study (trial 0 = the literature default) or load it, checking its settings.
+
+    ``overrides`` (the sweep's command line) are stored so that the finals recompose the same
+    protocol; credentials in them are masked.
+    """
+    name = study_name(cfg)
+    settings = study_settings(cfg, space)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        kept = Overrides(overrides).without("tune")
+        study.set_user_attr("overrides", [mask_url(o) for o in kept])
+        study.set_user_attr("settings", settings)
+        study.set_user_attr("settings_hash", settings_hash(settings))
+        study.set_user_attr("space_files", space.relative_files())
+        study.enqueue_trial(space.defaults, user_attrs={"literature_default": True}, skip_if_exists=True)
+    elif stored != settings:
+        changed = sorted(k for k in settings if stored.get(k) != settings[k])
+        raise ConfigError(
+            f"study '{name}' already exists with other settings ({', '.join(changed)}); a study must keep "
+            "its settings to stay comparable — restore them, or use another storage (STORAGE=...)"
+        )
+    record_requested_budget(study, cfg.tune)
+    enqueue_discarded_slots(study, cfg.tune)
+    return study
+
+
+__all__ = [
+    "ATTEMPT",
+    "COUNTED_FAILURES",
+    "DISCARDED",
+    "DRIVERS",
+    "EXTERNAL_FAILURES",
+    "JOURNAL",
+    "REPLACES",
+    "REQUESTED",
+    "SLOT",
+    "StudyName",
+    "Tally",
+    "best_so_far",
+    "best_trial",
+    "budget_left",
+    "budget_met",
+    "check_driver",
+    "connection_lost",
+    "counted_by_slot",
+    "enqueue_discarded_slots",
+    "enqueue_missing_replacements",
+    "enqueue_replacement",
+    "fail_reason",
+    "is_counted",
+    "is_uncounted_failure",
+    "literature_default",
+    "open_storage",
+    "open_study",
+    "over_budget",
+    "prefix",
+    "prefix_met",
+    "protocol_hash",
+    "record_realised_budget",
+    "record_requested_budget",
+    "repeat_overrides",
+    "requested_budget",
+    "seconds_tolerance",
+    "settings_hash",
+    "slots",
+    "storage_url",
+    "storage_url_for_log",
+    "study_name",
+    "study_settings",
+    "tally",
+    "teacher_sha256",
+    "trial_iterations",
+    "val_interval",
+]
