@@ -138,8 +138,8 @@ def _record_as_written(args, row, path):
     """Record the edited row's digest as its final would have (bench.tune.finals_digest)."""
     import optuna
 
-    from bench.config import load_config
     from bench.config.budget import Budget
+    from bench.config.compose import load_config
     from bench.tune import study as st
     from bench.tune.finals_digest import record_digest
 

@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from bench.config import load_config
+from bench.config.compose import load_config
 from bench.report.__main__ import main as report_main
 from bench.tune import study as st
 from bench.tune.finals import run_finals
