@@ -116,7 +116,7 @@ status: $(STAMP) ## every study in the storage: counted / running / stale / fail
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
 
 report: $(STAMP) ## comparison tables and figures from the final runs (BUDGETS=5,10,20: one table each)
-	$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(ARGS)
+	@$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
 
 plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
 	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)

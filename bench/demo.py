@@ -107,6 +107,9 @@ def main(overrides: list[str]) -> None:
     matplotlib.use("Agg")
     runs = final_runs(t_cfg.tune.finals_dir)
     runs = runs[runs["method"].isin(METHODS) & (runs["budget"] == Budget.of(t_cfg.tune).label)]
+    from bench.report.verify import verify_runs
+
+    verify_runs(runs)
     table = comparison(runs)
     paths = write_tables(table, RESULTS / "tables")
     figures = [

@@ -5,6 +5,7 @@ Rows are written atomically; the report (``make report``) reads them back with :
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -34,7 +35,8 @@ PACKAGES = (
 
 
 def git_state(repo: Path | None = None) -> dict[str, Any]:
-    """Commit hash and whether tracked files differ from it; None outside a git checkout."""
+    """Commit hash, whether tracked files differ from it and the SHA-256 of that difference (``git diff
+    HEAD``); None outside a git checkout."""
     repo = repo or Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
@@ -45,9 +47,11 @@ def git_state(repo: Path | None = None) -> dict[str, Any]:
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # which uncommitted changes: runs of one commit and the same changes ran the same code
+        diff = hashlib.sha256(git("diff", "HEAD", "--binary").encode()).hexdigest() if dirty else None
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+    return {"commit": commit, "dirty": dirty, "diff_sha256": diff}
 
 
 def package_versions() -> dict[str, str | None]:

@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         "their versions and the flags say the mix was allowed (without it, such rows are flagged)",
     )
     parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="the study storage the finals' rows are checked against (default: the one each row "
+        "records; needed when its password is masked or the studies moved)",
+    )
+    parser.add_argument(
         "--compute-finals",
         type=Path,
         default=Path("results/finals_compute"),
@@ -83,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no final runs under {args.finals}; run `make final` first", file=sys.stderr)
         return 2
     try:
+        from bench.report.verify import verify_runs
+
+        verify_runs(runs, args.storage)  # an edited row, or one its study does not give, is refused
         tables = comparisons(
             runs,
             parse_budgets(args.budgets),

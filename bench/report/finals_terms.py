@@ -7,8 +7,9 @@ every final's config is compared key by key with its comparison's baseline final
 same seed, else the first); apart from the method's own keys (``method.*``, ``teacher.*``), the
 tuned values, the seed and keys that do not change what a run computes (``NON_SEMANTIC_KEYS``,
 ``dataset.root``), every difference is named. The worker's CPU threads (``WORKERS``) are compared
-too, and the code version: one commit and a clean tree for the whole comparison, unless the report
-is told ``--allow-mixed-code`` (then the table records and shows the versions instead).
+too, and the code version: one commit (and the same uncommitted changes, if any, which the table
+shows) for the whole comparison, unless the report is told ``--allow-mixed-code`` (then the table
+records and shows the versions instead).
 """
 
 from __future__ import annotations
@@ -101,25 +102,29 @@ def among_themselves(finals: Sequence[dict[str, Any]], tuned: Iterable[str]) -> 
 
 
 def code_label(finals: Sequence[dict[str, Any]]) -> str:
-    """The code versions of some finals: ``3f2a1b0c9d8e`` or ``3f2a1b0c9d8e+dirty; 77aa…`` (sorted)."""
+    """The code versions of some finals, sorted: ``3f2a1b0c9d8e``, ``3f2a1b0c9d8e+changes:1a2b3c4d``
+    (uncommitted changes, by the SHA-256 of ``git diff HEAD``), ``unknown`` (not recorded)."""
     seen = set()
     for f in finals:
-        commit = (f.get("commit") or "unknown")[:12]
-        seen.add(commit + ("+dirty" if f.get("dirty") else ""))
+        label = (f.get("commit") or "unknown")[:12]
+        if f.get("dirty"):
+            label += f"+changes:{(f.get('diff_sha256') or '?')[:8]}"
+        seen.add(label)
     return "; ".join(sorted(seen))
 
 
 def code_problem(finals: Sequence[dict[str, Any]], comparison: Sequence[dict[str, Any]]) -> str:
-    """Why a row's finals are not one clean code version with the rest of its comparison ("" if they are).
+    """Why a row's finals are not one code version with the rest of its comparison ("" if they are).
 
-    Rows that record no code version at all (hand-made, or a copy installed without git) are not
-    judged here: there is nothing to compare.
+    One version is one commit plus the same uncommitted changes (or none): the table's ``code``
+    column and its flags say when a comparison ran from uncommitted changes. Rows that record no
+    code version at all (hand-made, or a copy installed without git) are not judged here.
     """
     if all(f.get("commit") is None for f in comparison):
         return ""
     mine, everyone = code_label(finals), code_label(comparison)
-    if ";" not in everyone and "+dirty" not in everyone and "unknown" not in everyone:
+    if ";" not in everyone and "unknown" not in everyone and "+changes:?" not in everyone:
         return ""
-    if "+dirty" in mine or "unknown" in mine or ";" in mine:
-        return f"code of these finals: {mine} (one commit and a clean tree, or --allow-mixed-code)"
-    return f"code {mine} vs the comparison's {everyone} (one commit, or --allow-mixed-code)"
+    if ";" in mine or "unknown" in mine or "+changes:?" in mine:
+        return f"code of these finals: {mine} (one code version, or --allow-mixed-code)"
+    return f"code {mine} vs the comparison's {everyone} (one code version, or --allow-mixed-code)"

@@ -80,7 +80,7 @@ SHARED_SETTINGS = (
 
 
 # What :mod:`bench.report.finals_terms` compares of each final besides its config.
-FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "weights_sha256")
+FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256")
 
 
 class ReportError(BenchError):
@@ -141,6 +141,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "device_name": env.get("device_name"),
                 "commit": (env.get("git") or {}).get("commit"),
                 "dirty": (env.get("git") or {}).get("dirty"),
+                "diff_sha256": (env.get("git") or {}).get("diff_sha256"),
                 "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
             }
         )
@@ -564,6 +565,8 @@ def flags(table: pd.DataFrame) -> list[str]:
             )
         if str(getattr(r, "code", "")).startswith("mixed, allowed"):
             out.append(f"{where}: code versions mixed, allowed by --allow-mixed-code ({r.code})")
+        elif "+changes" in str(getattr(r, "code", "")):
+            out.append(f"{where}: finals ran from uncommitted changes ({r.code}); commit them to reproduce")
         if r.ci_method == "none (constant Δ)":
             out.append(f"{where}: constant Δ over the seeds: no CI, p from the exact sign-flip test")
     return out

@@ -34,7 +34,7 @@ CONFIG = {
 COMMIT = "c0ffee" * 6 + "abcd"
 
 
-def _final(root, method, seed, miou, set_=None, threads=1, commit=COMMIT, dirty=False, **kwargs):
+def _final(root, method, seed, miou, set_=None, threads=1, commit=COMMIT, dirty=None, **kwargs):
     """A final of ``method`` (kd: teacher 'big') with its composed config; ``set_`` changes keys."""
     teacher = None if method == "baseline" else "big"
     _write(root, method, teacher, seed, miou, **kwargs)
@@ -53,7 +53,7 @@ def _final(root, method, seed, miou, set_=None, threads=1, commit=COMMIT, dirty=
         node[last] = value
     row["config"] = config
     row["environment"] = {
-        "git": {"commit": commit, "dirty": dirty},
+        "git": {"commit": commit, "dirty": bool(dirty), "diff_sha256": dirty},  # dirty: the diff's digest
         "torch_threads": threads,
         "device_name": "x86",
     }
@@ -61,7 +61,7 @@ def _final(root, method, seed, miou, set_=None, threads=1, commit=COMMIT, dirty=
     return path
 
 
-def _pair(root, kd_set=None, base_set=None, kd_threads=1, kd_commit=COMMIT, kd_dirty=False, seeds=3):
+def _pair(root, kd_set=None, base_set=None, kd_threads=1, kd_commit=COMMIT, kd_dirty=None, seeds=3):
     for seed in range(seeds):
         _final(root, "baseline", seed, 70.0 + seed, set_=base_set)
         _final(
@@ -132,8 +132,20 @@ def test_fault_code_versions_mixed_or_dirty_unless_allowed(tmp_path):
     assert list(allowed["budget_check"]) == ["ok", "ok"]
     assert allowed.loc["kd"].code == "mixed, allowed: deadbeefdead"  # recorded in the table
     dirty = tmp_path / "dirty"
-    _pair(dirty, kd_dirty=True)
-    assert f"code of these finals: {COMMIT[:12]}+dirty" in _table(dirty).loc["kd"].budget_check
+    _pair(dirty, kd_dirty="feed" * 16)  # kd's finals ran from uncommitted changes, the baseline's did not
+    assert f"code {COMMIT[:12]}+changes:feedfeed vs the comparison's" in _table(dirty).loc["kd"].budget_check
+
+
+def test_one_set_of_uncommitted_changes_is_one_version_shown_in_the_table(tmp_path):
+    for seed in range(3):
+        _final(tmp_path, "baseline", seed, 70.0 + seed, dirty="feed" * 16)
+        _final(tmp_path, "kd", seed, 71.0 + seed, dirty="feed" * 16)
+    table = comparison(final_runs(tmp_path))
+    assert list(table["budget_check"]) == ["ok", "ok"]
+    assert set(table["code"]) == {f"{COMMIT[:12]}+changes:feedfeed"}
+    from bench.report.table import flags
+
+    assert any("finals ran from uncommitted changes" in line for line in flags(table))
 
 
 def test_report_allow_mixed_code_is_shown(tmp_path, capsys):

@@ -58,6 +58,7 @@ def test_a_method_three_times_slower_trains_a_third_of_the_iterations(
         if row["method"] == "kd":
             row["cost"]["step_time_ms"] = 3 * base_ms
             path.write_text(json.dumps(row))
+            _record_as_written(args, row, path)  # the report refuses rows edited after their final
 
     final_main([*args, "--compute-matched"])
     matched = load_rows(tmp_path / "results" / "finals_compute")
@@ -131,3 +132,17 @@ def test_with_repeats_the_compute_table_pairs_repeat_means_and_lists_each_repeat
     # t over the 2 repeat means: Δ ± t_.975,1 · sd/√2, sd of (−3, −6) = 3/√2
     half = 12.706204736174707 * (3 / math.sqrt(2)) / math.sqrt(2)
     assert (row.delta_compute_ci_low, row.delta_compute_ci_high) == pytest.approx((-4.5 - half, -4.5 + half))
+
+
+def _record_as_written(args, row, path):
+    """Record the edited row's digest as its final would have (bench.tune.finals_digest)."""
+    import optuna
+
+    from bench.config.budget import Budget
+    from bench.config.compose import load_config
+    from bench.tune import study as st
+    from bench.tune.finals_digest import record_digest
+
+    tune = load_config([*args, "output_dir=unused"]).tune
+    study = optuna.load_study(study_name=row["tuning"]["study"], storage=st.open_storage(tune))
+    record_digest(study, path, Budget.from_dict(row["tuning"]["budget"]).label, row["seed"])
