@@ -100,9 +100,12 @@ def compute_table(equal: pd.DataFrame, matched: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_compute_table(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``compute_matched.csv`` (full precision) and ``compute_matched.md`` (2 decimals)."""
+    """``compute_matched`` as CSV (full precision) and Markdown (2 decimals) under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv, md = out_dir / "compute_matched.csv", out_dir / "compute_matched.md"
+    csv, md = (
+        (out_dir / "compute_matched").with_suffix(".csv"),
+        (out_dir / "compute_matched").with_suffix(".md"),
+    )
     write_text_atomic(csv, table.to_csv(index=False))
     write_text_atomic(md, table.to_markdown(index=False, floatfmt=".2f") + "\n")
     return [csv, md]

@@ -56,9 +56,9 @@ def fidelity_flags(table: pd.DataFrame) -> list[str]:
 
 
 def write_fidelity_table(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``fidelity.csv`` and ``fidelity.md`` (flags on top)."""
+    """``fidelity`` as CSV and Markdown (flags on top) under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv, md = out_dir / "fidelity.csv", out_dir / "fidelity.md"
+    csv, md = (out_dir / "fidelity").with_suffix(".csv"), (out_dir / "fidelity").with_suffix(".md")
     write_text_atomic(csv, table.to_csv(index=False))
     text = table.to_markdown(index=False, floatfmt=".2f")
     lines = fidelity_flags(table)
