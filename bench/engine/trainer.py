@@ -111,6 +111,7 @@ class Trainer:
             teacher_channels=teacher_model.tap_channels() if teacher_model else {},
             total_steps=cfg.train.iterations,
             aux_weight=cfg.train.aux_weight,
+            ce_denominator=cfg.train.ce_denominator,
             batch_size=cfg.train.batch_size,
             input_size=input_size,
             feature_size=(input_size[0] // stride, input_size[1] // stride),

@@ -48,8 +48,12 @@ def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Se
         stages = net.encoder.out_channels
         if not -len(stages) < cfg.aux_stage < len(stages):
             raise ConfigError(f"{role}.aux_stage={cfg.aux_stage} but the encoder has {len(stages)} outputs")
-        aux = FCNHead(stages[cfg.aux_stage], cfg.aux_channels, num_classes, cfg.aux_dropout)
-    return Segmenter(net, aux, cfg.aux_stage, cfg.output_stride, cfg.mean, cfg.std)
+        aux = FCNHead(
+            stages[cfg.aux_stage], cfg.aux_channels, num_classes, cfg.aux_dropout, cfg.aux_dropout_2d
+        )
+    if cfg.channel_order not in ("rgb", "bgr"):
+        raise ConfigError(f"{role}.channel_order must be rgb or bgr, got {cfg.channel_order!r}")
+    return Segmenter(net, aux, cfg.aux_stage, cfg.output_stride, cfg.mean, cfg.std, cfg.channel_order)
 
 
 def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> None:
