@@ -57,24 +57,50 @@ def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Se
 
 
 def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> None:
+    """Load an encoder state dict: smp/timm layout, or an official ImageNet backbone file of CIRKD
+    (``resnet*-imagenet.pth``, ``mobilenetv2-imagenet.pth``) or mmseg (``resnet*_v1c``), whose keys
+    :mod:`bench.models.keymaps` maps onto the timm encoder."""
+    from bench.models.checkpoint import load_file, unwrap_state_dict
+    from bench.models.keymaps import backbone_map
+
     if not path.is_file():
         raise ConfigError(f"{role}.encoder_weights={path}: file not found (use null, imagenet or a path)")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file as load_safetensors
 
-        state = load_file(str(path))
+        state = load_safetensors(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-    own = encoder.state_dict().keys()
-    if not set(own) & set(state) and any(k.startswith("model.") for k in own):
-        state = {f"model.{k}": v for k, v in state.items()}  # timm-universal encoders nest under model.
-    result = encoder.load_state_dict(state, strict=False)
-    if result.missing_keys:
+        state = unwrap_state_dict(load_file(path), path)
+    own = encoder.state_dict()
+    candidates = [state]
+    if any(k.startswith("model.") for k in own):
+        candidates.append(
+            {f"model.{k}": v for k, v in state.items()}
+        )  # timm-universal encoders nest under model.
+        for codebase in ("cirkd", "mmseg"):
+            mapped = backbone_map(codebase, str(getattr(encoder, "name", "")))
+            renamed = {mapped(k): v for k, v in state.items()}
+            candidates.append({f"model.{k}": v for k, v in renamed.items() if k is not None})
+    best = min(candidates, key=lambda c: len(set(own) - set(c)))
+    missing = [k for k in own if k not in best and not k.endswith("num_batches_tracked")]
+    wrong = [k for k in own if k in best and best[k].shape != own[k].shape]
+    if missing or wrong:
         raise CheckpointError(
-            f"{role}.encoder_weights={path} does not fit encoder; {len(result.missing_keys)} weights "
-            f"missing, e.g. {result.missing_keys[:3]}"
+            f"{role}.encoder_weights={path} does not fit encoder; {len(missing)} weights missing, e.g. "
+            f"{missing[:3]}; {len(wrong)} of another shape, e.g. {wrong[:3]}"
         )
+    encoder.load_state_dict({k: v for k, v in best.items() if k in own}, strict=False)
 
 
-__all__ = ["MODELS", "Segmenter", "Taps", "build_model", "count_parameters", "pad_to_multiple", "upsample"]
+from bench.models.checkpoint import from_checkpoint  # noqa: E402
+
+__all__ = [
+    "MODELS",
+    "Segmenter",
+    "Taps",
+    "build_model",
+    "count_parameters",
+    "from_checkpoint",
+    "pad_to_multiple",
+    "upsample",
+]
