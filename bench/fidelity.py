@@ -48,6 +48,7 @@ def choose_trials(values: dict[int, float], k: int, seed: int) -> tuple[list[int
 
 
 def main(overrides: list[str]) -> None:
+    from bench.config.budget import Budget
     from bench.config.compose import load_config
 
     cfg = load_config(overrides)  # a config error before the trainer's imports
@@ -68,7 +69,7 @@ def main(overrides: list[str]) -> None:
     if name not in optuna.get_all_study_names(storage):
         raise ConfigError(f"no study '{name}' in {st.storage_url_for_log(cfg.tune)}; run its sweep first")
     study = optuna.load_study(study_name=name, storage=storage)
-    trials = st.prefix(study, st.budget_amount(cfg.tune))
+    trials = st.prefix(study, Budget.of(cfg.tune))
     values = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None}
     k = cfg.tune.fidelity_k
     if len(values) < 2 or k < 1:

@@ -29,9 +29,12 @@ ARCH_FIELDS = (
     "aux_head",
     "aux_stage",
     "aux_channels",
+    "channel_order",
     "mean",
     "std",
 )
+# Fields added after checkpoints were first written: a checkpoint without one had the default.
+ARCH_DEFAULTS = {"channel_order": "rgb"}
 
 
 def teacher_path(cfg: RunConfig) -> Path:
@@ -98,7 +101,7 @@ def _check_meta(meta: dict, cfg: RunConfig, path: Path) -> None:
     if meta["dataset"] != cfg.dataset.name:
         problems.append(f"trained on dataset '{meta['dataset']}', this run uses '{cfg.dataset.name}'")
     for key in ARCH_FIELDS:
-        want, have = getattr(cfg.teacher, key), meta["model"].get(key)
+        want, have = getattr(cfg.teacher, key), meta["model"].get(key, ARCH_DEFAULTS.get(key))
         if want != have:
             problems.append(f"teacher.{key} is {want!r} in the config but {have!r} in the checkpoint")
     if problems:

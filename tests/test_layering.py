@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.final",
             "bench.fidelity",
             "bench.forget",
+            "bench.convert",
             "bench.status",
             "bench.demo",
             "bench.plan",

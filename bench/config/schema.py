@@ -54,6 +54,13 @@ class BudgetKind(StrEnum):
     time = "time"
 
 
+class CEDenominator(StrEnum):
+    """``train.ce_denominator``: what the task cross-entropy is divided by."""
+
+    valid = "valid"
+    all = "all"
+
+
 class Sampler(StrEnum):
     """``tune.sampler``: Optuna's TPE, or random search (where budget curves are exact)."""
 
@@ -122,6 +129,9 @@ class ModelConfig:
     aux_stage: int = -2
     aux_channels: int = 256
     aux_dropout: float = 0.1
+    aux_dropout_2d: bool = True  # Dropout2d (whole channels, mmseg) or Dropout (elements, CIRKD)
+    # The network's input convention: channel order fed to the first conv (CIRKD's models take BGR)
+    channel_order: str = "rgb"  # rgb | bgr
     # Input normalisation (images arrive as uint8 and are scaled to [0, 1] first); the ImageNet
     # statistics every encoder of the literature was pretrained with.
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
@@ -223,6 +233,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     aux_weight: float = 0.4  # CE weight of the auxiliary head, same for baseline and KD
+    # The task CE's divisor: valid pixels (PyTorch, CIRKD) or all pixels, ignored ones included
+    # (mmseg's default avg_non_ignore=False; protocol=mmseg80k sets it).
+    ce_denominator: CEDenominator = CEDenominator.valid
     grad_clip: float | None = None  # max gradient L2 norm; null disables
     precision: Precision = Precision.fp32  # autocast; fp16 adds a GradScaler
     channels_last: bool = False

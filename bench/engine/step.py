@@ -49,6 +49,7 @@ def term_context(
         teacher_channels=teacher.tap_channels() if teacher is not None else {},
         total_steps=cfg.train.iterations,
         aux_weight=cfg.train.aux_weight,
+        ce_denominator=cfg.train.ce_denominator,
         batch_size=cfg.train.batch_size,
         input_size=tuple(input_size),
         feature_size=(input_size[0] // stride, input_size[1] // stride),

@@ -29,6 +29,7 @@ class TermContext:
             ``feat``, ``logits``, ``aux_logits`` and ``stages``); empty when unknown.
         total_steps: the run's iterations (for terms that change behaviour over training).
         aux_weight: the task loss's aux-head weight (for terms that replace the task loss).
+        ce_denominator: the task CE's divisor, ``valid`` or ``all`` pixels (``train.ce_denominator``).
         batch_size: images per training step.
         input_size: ``(H, W)`` of training inputs.
         feature_size: ``(h, w)`` of ``feat``/``logits_low`` at the training size — the teacher's when
@@ -45,6 +46,7 @@ class TermContext:
     teacher_channels: dict[str, Any] = field(default_factory=dict)
     total_steps: int = 1
     aux_weight: float = 0.4
+    ce_denominator: str = "valid"
     batch_size: int = 1
     input_size: tuple[int, int] | None = None
     feature_size: tuple[int, int] | None = None

@@ -23,10 +23,20 @@ from bench.models.taps import Taps, upsample
 SCHEDULE_SHAPES = ("constant", "linear", "stairs")
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """Mean CE over valid pixels, in fp32; 0 (not NaN) when a batch has no valid pixel."""
-    logits = upsample(logits.float(), labels.shape[-2:])
+def cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int,
+    align_corners: bool = False,
+    denominator: str = "valid",
+) -> torch.Tensor:
+    """CE summed over valid pixels in fp32, divided by the valid pixels (``valid``: PyTorch's and
+    CIRKD's mean; 0, not NaN, without any) or by all pixels (``all``: mmseg's default
+    ``avg_non_ignore=False``). Logits are resized to the labels as the network's codebase does."""
+    logits = upsample(logits.float(), labels.shape[-2:], align_corners)
     total = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
+    if denominator == "all":
+        return total / labels.numel()
     return total / (labels != ignore_index).sum().clamp(min=1)
 
 
@@ -107,9 +117,11 @@ class Objective(nn.Module):
         ce = ce_aux = student.logits_low.new_zeros((), dtype=torch.float32)
         if self.task_term is None:
             ignore = self.ctx.ignore_index
-            ce = task * cross_entropy(student.logits, labels, ignore)
+            norm = self.ctx.ce_denominator
+            ce = task * cross_entropy(student.logits, labels, ignore, denominator=norm)
             if student.aux_logits is not None and self.ctx.aux_weight > 0:
-                ce_aux = task * self.ctx.aux_weight * cross_entropy(student.aux_logits, labels, ignore)
+                aux = cross_entropy(student.aux_logits, labels, ignore, student.align_corners, norm)
+                ce_aux = task * self.ctx.aux_weight * aux
         parts = [ce, ce_aux]
         for key, term in self.terms.items():
             weight = term.cfg.weight * schedule_multiplier(term.cfg.schedule, step, total)

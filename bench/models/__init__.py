@@ -7,75 +7,19 @@ Registering an architecture means one module in :mod:`bench.models.archs` decora
 
 from __future__ import annotations
 
-from pathlib import Path
+from bench.models.build import build_model
+from bench.models.checkpoint import from_checkpoint
+from bench.models.registry import MODELS
+from bench.models.segmenter import Segmenter, count_parameters, pad_to_multiple
+from bench.models.taps import Taps, upsample
 
-import torch
-
-from bench.config.schema import ModelConfig
-from bench.errors import CheckpointError, ConfigError, UnavailableError
-from bench.registry import Registry
-
-MODELS: Registry = Registry("architecture", package="bench.models.archs")
-
-from bench.models.segmenter import FCNHead, Segmenter, count_parameters, pad_to_multiple  # noqa: E402
-from bench.models.taps import Taps, upsample  # noqa: E402
-
-
-def build_model(cfg: ModelConfig, num_classes: int, role: str = "student") -> Segmenter:
-    """Build a :class:`Segmenter` from a model preset.
-
-    ``encoder_weights``: null (random init), ``imagenet`` (smp fetches them; needs network access)
-    or the path to an encoder state dict (``.pth``/``.pt``/``.safetensors``).
-    """
-    builder = MODELS.get(cfg.arch)
-    weights = cfg.encoder_weights
-    local = weights is not None and weights != "imagenet"
-    try:
-        net = builder(cfg, num_classes, None if local else weights)
-    except TypeError as e:  # a misspelled key in encoder_kwargs / decoder_kwargs
-        raise ConfigError(f"{role}: {e}; check {role}.encoder_kwargs and {role}.decoder_kwargs") from None
-    except (OSError, RuntimeError) as e:
-        if weights == "imagenet":
-            raise UnavailableError(
-                f"{role}.encoder_weights=imagenet: could not fetch weights for '{cfg.encoder}' ({e}). "
-                f"Offline? Download them once and pass {role}.encoder_weights=/path/to/weights.pth"
-            ) from None
-        raise
-    if local:
-        _load_encoder_weights(net.encoder, Path(weights), role)
-    aux = None
-    if cfg.aux_head:
-        stages = net.encoder.out_channels
-        if not -len(stages) < cfg.aux_stage < len(stages):
-            raise ConfigError(f"{role}.aux_stage={cfg.aux_stage} but the encoder has {len(stages)} outputs")
-        aux = FCNHead(stages[cfg.aux_stage], cfg.aux_channels, num_classes, cfg.aux_dropout)
-    return Segmenter(net, aux, cfg.aux_stage, cfg.output_stride, cfg.mean, cfg.std)
-
-
-def _load_encoder_weights(encoder: torch.nn.Module, path: Path, role: str) -> None:
-    if not path.is_file():
-        raise UnavailableError(
-            f"{role}.encoder_weights={path}: file not found (use null, imagenet or a path)"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-    own = encoder.state_dict().keys()
-    if not set(own) & set(state) and any(k.startswith("model.") for k in own):
-        state = {f"model.{k}": v for k, v in state.items()}  # timm-universal encoders nest under model.
-    # smp's own encoders override load_state_dict (dropping the classifier's keys) and return None,
-    # so the missing weights are found here rather than read from its result
-    missing = [k for k in encoder.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise CheckpointError(
-            f"{role}.encoder_weights={path} does not fit encoder; {len(missing)} weights "
-            f"missing, e.g. {missing[:3]}"
-        )
-    encoder.load_state_dict(state, strict=False)
-
-
-__all__ = ["MODELS", "Segmenter", "Taps", "build_model", "count_parameters", "pad_to_multiple", "upsample"]
+__all__ = [
+    "MODELS",
+    "Segmenter",
+    "Taps",
+    "build_model",
+    "count_parameters",
+    "from_checkpoint",
+    "pad_to_multiple",
+    "upsample",
+]

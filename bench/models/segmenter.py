@@ -15,13 +15,15 @@ class FCNHead(nn.Module):
     3x3 conv (no bias) → BN → ReLU → dropout → 1x1 conv to classes, on one encoder stage.
     """
 
-    def __init__(self, in_channels: int, hidden: int, num_classes: int, dropout: float) -> None:
+    def __init__(
+        self, in_channels: int, hidden: int, num_classes: int, dropout: float, channelwise: bool = True
+    ) -> None:
         super().__init__()
         self.block = nn.Sequential(
             nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
             nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True),
-            nn.Dropout2d(dropout),
+            nn.Dropout2d(dropout) if channelwise else nn.Dropout(dropout),
             nn.Conv2d(hidden, num_classes, 1),
         )
 
@@ -32,8 +34,10 @@ class FCNHead(nn.Module):
 class Segmenter(nn.Module):
     """encoder → decoder → 1x1 classifier (+ optional aux head), exposing every tap.
 
-    Input images are uint8 (or float in 0..255) ``[B, 3, H, W]``; normalisation happens here, on the
-    device, so data loaders move uint8 tensors. H and W must be multiples of :attr:`output_stride`
+    Input images are uint8 (or float in 0..255) RGB ``[B, 3, H, W]``; the network's own input
+    convention (channel order, mean, std) is applied here, on the device, so data loaders move uint8
+    tensors and networks of different conventions (a CIRKD teacher fed BGR minus its mean, a student
+    with torchvision's statistics) take the same batch. H and W must be multiples of :attr:`output_stride`
     (inference pads, see :mod:`bench.evaluation.inference`).
     """
 
@@ -45,8 +49,13 @@ class Segmenter(nn.Module):
         output_stride: int,
         mean: list[float],
         std: list[float],
+        channel_order: str = "rgb",
     ) -> None:
         super().__init__()
+        self.bgr = channel_order == "bgr"
+        # how this network's codebase resizes logits (CIRKD: align_corners=True; smp, mmseg: False)
+        self.align_corners = bool(getattr(net, "align_corners", False))
+        self.classifier_dropout = getattr(net, "classifier_dropout", None) or nn.Identity()
         self.net = net
         self.aux_head = aux_head
         self.aux_stage = aux_stage
@@ -66,10 +75,11 @@ class Segmenter(nn.Module):
     def forward(self, images: torch.Tensor, with_aux: bool = True) -> Taps:
         """All taps of one forward pass; ``with_aux=False`` skips the auxiliary head (inference needs
         only the logits; a teacher's aux logits may feed a KD term, so eval mode alone does not skip it)."""
-        x = (images.float() - self.mean) / self.std
+        x = images.float().flip(1) if self.bgr else images.float()
+        x = (x - self.mean) / self.std
         features = self.net.encoder(x)
         feat = self.net.decoder(features)
-        logits_low = self.classifier(feat)
+        logits_low = self.classifier(self.classifier_dropout(feat))
         aux = self.aux_head(features[self.aux_stage]) if self.aux_head is not None and with_aux else None
         return Taps(
             stages=[f for f in features[1:] if f.shape[1]],  # MiT encoders: an empty stride-2 slot
@@ -77,6 +87,7 @@ class Segmenter(nn.Module):
             logits_low=logits_low,
             aux_logits=aux,
             size=tuple(images.shape[-2:]),
+            align_corners=self.align_corners,
         )
 
     def head_parameters(self) -> list[nn.Parameter]:

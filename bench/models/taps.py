@@ -21,6 +21,7 @@ class Taps:
         logits_low: class logits at the head's native resolution (1/8 for OS8), ``[B, C, h, w]``.
         aux_logits: logits of the auxiliary FCN head at its stage's resolution, or None.
         size: the input's ``(H, W)``; :attr:`logits` are upsampled to it.
+        align_corners: how the network's codebase upsamples logits (CIRKD's models: True).
     """
 
     stages: list[torch.Tensor]
@@ -28,6 +29,7 @@ class Taps:
     logits_low: torch.Tensor
     aux_logits: torch.Tensor | None = None
     size: tuple[int, int] | None = None
+    align_corners: bool = False
     _logits: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -35,7 +37,7 @@ class Taps:
         """Logits bilinearly upsampled to the input size (computed on first use)."""
         if self._logits is None:
             size = self.size or self.logits_low.shape[-2:]
-            self._logits = upsample(self.logits_low, size)
+            self._logits = upsample(self.logits_low, size, self.align_corners)
         return self._logits
 
     @classmethod
@@ -67,12 +69,16 @@ class Taps:
             logits_low=clone(self.logits_low),  # type: ignore[arg-type]
             aux_logits=clone(self.aux_logits) if "aux_logits" in keep else None,
             size=self.size,
+            align_corners=self.align_corners,
             _logits=clone(self._logits) if "logits" in keep else None,
         )
 
 
-def upsample(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Bilinear resize (align_corners=False), the single resizing rule of the project."""
+def upsample(
+    x: torch.Tensor, size: tuple[int, int] | torch.Size, align_corners: bool = False
+) -> torch.Tensor:
+    """Bilinear resize, the single resizing rule of the project: align_corners=False, except for a
+    network whose own codebase resizes with True (CIRKD's; :attr:`Taps.align_corners`)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)

@@ -106,7 +106,7 @@ def test_unknown_protocol_lists_the_valid_ones():
 
 
 def test_mobilenet_student_preset():
-    s = load_config(["student=deeplabv3_mbv2", "dataset=cityscapes"]).student
+    s = load_config(["student=deeplabv3_mbv2_smp", "dataset=cityscapes"]).student
     assert (s.arch, s.encoder, s.output_stride, s.aux_head) == ("deeplabv3", "tu-mobilenetv2_100", 8, False)
     assert s.decoder_kwargs == {"decoder_channels": 128, "decoder_atrous_rates": [12, 24, 36]}
 

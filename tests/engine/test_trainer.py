@@ -137,7 +137,7 @@ def test_peak_memory_is_measured_per_run_not_per_process(tmp_path):
     # before does not set the floor): the small one must not report the large one's peak.
     code = f"""
 import json, pathlib
-from ..conftest import tiny_config
+from tests.conftest import tiny_config
 from bench.engine.trainer import train_run
 tmp = pathlib.Path({str(tmp_path)!r})
 big = ["dataset.image_size=[192,192]", "train.batch_size=16", "eval.batch_size=4"]

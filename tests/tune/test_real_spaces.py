@@ -48,7 +48,8 @@ def test_every_study_has_a_valid_space(dataset, protocol, method_sections):
                 validate(compose_raw(overrides))
             continue
         base = OmegaConf.to_container(compose_raw(overrides))
-        assert (base["student"]["name"], base["teacher"]["name"]) == (student, "deeplabv3_r101")
+        teacher = {"cirkd": "deeplabv3_r101", "mmseg80k": "mmseg_pspnet_r101"}[protocol]  # the protocol's own
+        assert (base["student"]["name"], base["teacher"]["name"]) == (student, teacher)
         for method, section in method_sections.items():
             if student != STUDENTS[0] and method != "baseline":
                 continue

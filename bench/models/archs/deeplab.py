@@ -6,7 +6,7 @@ import segmentation_models_pytorch as smp
 
 from bench.config.schema import ModelConfig
 from bench.errors import ConfigError
-from bench.models import MODELS
+from bench.models.registry import MODELS
 
 
 def _check_stride(cfg: ModelConfig) -> None:

@@ -12,7 +12,7 @@ from segmentation_models_pytorch.encoders import get_encoder
 
 from bench.config.schema import ModelConfig
 from bench.errors import ConfigError
-from bench.models import MODELS
+from bench.models.registry import MODELS
 
 
 @MODELS.register("pspnet")

@@ -13,7 +13,7 @@ import segmentation_models_pytorch as smp
 
 from bench.config.schema import ModelConfig
 from bench.errors import ConfigError
-from bench.models import MODELS
+from bench.models.registry import MODELS
 
 
 @MODELS.register("segformer")
