@@ -247,9 +247,48 @@ def comparison(
             rows = [m.row for m in next(iter(per_repeat.values()))]
         else:
             rows = aggregate_repeats(per_repeat)
-        p_holm = holm([r["p_value"] for r in rows])
-        out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, p_holm, strict=True))
+        _flag_non_finite(rows, members)
+        out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, holm_family(rows), strict=True))
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+
+
+HOLM_FAMILY = "Holm's family: the KD methods of each dataset × student × teacher (one comparison)"
+
+
+def holm_family(rows: list[dict[str, Any]]) -> list[float]:
+    """Holm-adjusted p-values over every KD method of one comparison. A method whose test is
+    undefined (a non-finite seed, one seed) stays in the family at p = 1, so it cannot shrink the
+    family and flatter the others; its own ``p_holm`` stays NaN."""
+    kd = [r["method"] != "baseline" for r in rows]
+    p = [
+        (1.0 if math.isnan(r["p_value"]) else r["p_value"]) if is_kd else math.nan
+        for r, is_kd in zip(rows, kd, strict=True)
+    ]
+    return [
+        a if is_kd and not math.isnan(r["p_value"]) else math.nan
+        for r, is_kd, a in zip(rows, kd, holm(p), strict=True)
+    ]
+
+
+def _flag_non_finite(rows: list[dict[str, Any]], members: pd.DataFrame) -> None:
+    """Name, in ``budget_check``, every non-finite final mIoU (a diverged seed): the row's own, and
+    the baseline's in every KD row it is compared with. Their Δ and test are undefined."""
+    bad = members[~np.isfinite(members["miou"].astype(float))]
+    seeds = {m: sorted(set(part["seed"])) for m, part in bad.groupby("method")}
+
+    def at(m: str) -> str:
+        return ", ".join(str(s) for s in seeds[m])
+
+    for r in rows:
+        reasons = []
+        if r["method"] in seeds:
+            reasons.append(f"non-finite final mIoU at seed {at(r['method'])}")
+        if r["method"] != "baseline" and "baseline" in seeds:
+            reasons.append(f"the baseline's final mIoU is non-finite at seed {at('baseline')}")
+        if reasons:
+            r["budget_check"] = "; ".join(
+                [*([] if r["budget_check"] == "ok" else [r["budget_check"]]), *reasons]
+            )
 
 
 def _groups(runs: pd.DataFrame) -> list[tuple[str, str, str | None]]:
@@ -579,6 +618,7 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     write_text_atomic(paths["csv"], table.to_csv(index=False))
     shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
+    md += f"\n\n{HOLM_FAMILY}."
     lines = flags(table)
     if lines:
         head = "**WARNING: flagged comparisons (see budget_check and undertuned):**\n\n"

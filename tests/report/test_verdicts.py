@@ -208,3 +208,40 @@ def test_fault_stale_budget_tables_stay_after_their_finals_are_gone(tmp_path):
 def test_no_nan_in_honest_rows(tmp_path):
     _pair(tmp_path)
     assert not math.isnan(_table(tmp_path).loc["kd"].p_value)
+
+
+def test_a_non_finite_seed_flags_its_row(tmp_path):
+    """A NaN final (a diverged seed) left the row NaN and still `ok`."""
+    _pair(tmp_path)
+    _final(tmp_path, "kd", 1, math.nan)
+    kd = _table(tmp_path).loc["kd"]
+    assert "non-finite final mIoU at seed 1" in kd.budget_check
+    assert _table(tmp_path).loc["baseline"].budget_check == "ok"
+
+
+def test_a_non_finite_baseline_seed_flags_every_method_of_its_comparison(tmp_path):
+    _pair(tmp_path)
+    _final(tmp_path, "baseline", 2, math.nan)
+    table = _table(tmp_path)
+    assert "non-finite final mIoU at seed 2" in table.loc["baseline"].budget_check
+    assert "the baseline's final mIoU is non-finite at seed 2" in table.loc["kd"].budget_check
+
+
+def test_holms_family_keeps_a_method_whose_test_is_undefined(tmp_path):
+    """Holm dropped a NaN p-value from the family: another method's p_holm came out halved."""
+    _pair(tmp_path)
+    for seed in range(3):
+        _final(tmp_path, "fitnet", seed, 72.0 + seed * 0.3)
+    _final(tmp_path, "fitnet", 1, math.nan)
+    table = _table(tmp_path)
+    assert math.isnan(table.loc["fitnet"].p_value) and math.isnan(table.loc["fitnet"].p_holm)
+    kd = table.loc["kd"]
+    assert kd.p_holm == pytest.approx(min(1.0, 2 * kd.p_value))  # family of 2 KD methods, not 1
+
+
+def test_the_markdown_table_names_holms_family(tmp_path):
+    from bench.report.table import write_tables
+
+    _pair(tmp_path)
+    paths = write_tables(comparison(final_runs(tmp_path)), tmp_path / "out")
+    assert "Holm's family: the KD methods of each dataset × student × teacher" in paths["md"].read_text()
