@@ -141,7 +141,7 @@ def test_offline_weights_are_named_at_once_then_a_local_file_runs(tmp_path, monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import time
 
-    args = sweep_args(tmp_path, None, "student=deeplabv3_r18", "tune.trials=1")
+    args = sweep_args(tmp_path, None, "student=deeplabv3_r18_tv", "tune.trials=1")
     started = time.perf_counter()
     code, out, err = _cli(sweep.main, [*args, "student.encoder_weights=imagenet"], capsys)
     assert code == 2 and time.perf_counter() - started < 15  # no 23 s of hub retries
