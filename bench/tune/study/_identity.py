@@ -11,8 +11,8 @@ from typing import Any
 
 from bench.config.compose import hash_without, load_config, to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
-from bench.errors import CheckpointError
 from bench.methods import needs_teacher
+from bench.preflight import check_teacher
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
 from bench.utils.runtime import derive_seed
@@ -121,13 +121,8 @@ def teacher_sha256(cfg: RunConfig) -> str:
     """SHA-256 of the teacher checkpoint the study's trials load (a clear error when it is missing)."""
     from bench.teachers import teacher_path
 
+    check_teacher(cfg)
     path = teacher_path(cfg)
-    if not path.is_file():
-        raise CheckpointError(
-            f"no teacher checkpoint at {path} for method '{cfg.method.name}'; train it first with "
-            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` or pass "
-            "teacher.checkpoint=/path/to/teacher.pt"
-        )
     return sha256_file(path)
 
 
