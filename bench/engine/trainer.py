@@ -44,7 +44,7 @@ from bench.errors import BenchError
 from bench.evaluation import Metrics, eval_loader, evaluate
 from bench.methods import needs_teacher
 from bench.models import build_model, count_parameters
-from bench.results import environment, write_row
+from bench.results import METRICS_UNIT, environment, write_row
 from bench.teachers import load_teacher
 from bench.tracking import RunInfo, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
@@ -56,6 +56,7 @@ from bench.utils.runtime import (
     seed_everything,
     set_rng_state,
 )
+from bench.utils.units import FRACTION, to_percent
 
 log = logging.getLogger("bench")
 
@@ -138,6 +139,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
+            "metrics_unit": METRICS_UNIT,  # of history's val_miou
             "timing": [self.timing.train_seconds, self.timing.step_seconds, self.timing.timed_steps],
         }
 
@@ -149,7 +151,11 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.history = state["history"]
+        unit = state.get("metrics_unit", FRACTION)  # checkpoints before the unit was recorded: fractions
+        self.history = [
+            {**h, "val_miou": to_percent(h["val_miou"], unit)} if "val_miou" in h else h
+            for h in state["history"]
+        ]
         self.timing = Timing(*state["timing"])
 
     # ------------------------------------------------------------------ run
@@ -301,7 +307,7 @@ class Trainer:
 
     def _intermediate_validation(self) -> None:
         metrics = self.validate()
-        self.history.append({"step": self.step, "val_miou": metrics.miou})
+        self.history.append({"step": self.step, "val_miou": 100 * metrics.miou})
         log.debug("step %d: %s mIoU %.2f", self.step, self.cfg.eval.split, 100 * metrics.miou)
         for cb in self.callbacks:
             cb.on_validation(self.step, metrics)
@@ -324,8 +330,8 @@ class Trainer:
             "seed": cfg.seed,
             "split": cfg.eval.split,
             "train_split": cfg.train.split,
-            "metrics": {**metrics.as_dict(), "class_names": names},
-            "metrics_unit": "fraction",  # miou 0.4123 = 41.23 %: what is printed, tabled and drawn
+            "metrics": {**metrics.in_percent(), "class_names": names},
+            "metrics_unit": METRICS_UNIT,  # miou 41.23 (%), as printed, tabled and drawn
             "config_hash": self.hash,
             "config": to_dict(cfg),
             "teacher_checkpoint": self.teacher_info,

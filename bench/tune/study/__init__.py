@@ -3,6 +3,7 @@
 - :mod:`._storage`   where studies live (journal file, database, Redis) and opening it.
 - :mod:`._identity`  a study's name, settings and settings hash (what makes two studies comparable).
 - :mod:`._budget`    budget accounting: counted trials, slots, prefixes, the requested and realised budget.
+- :mod:`._values`    the unit of a study's values (percent; fractions in studies made before).
 
 :func:`open_study` ties them together: create or load a study, checking its settings. Import names
 from here (``from bench.tune import study as st``), not from the private modules.
@@ -68,6 +69,7 @@ from bench.tune.study._storage import (
     storage_url,
     storage_url_for_log,
 )
+from bench.tune.study._values import VALUE_UNIT, in_percent, record_value_unit, study_value, value_unit
 from bench.utils.secrets import mask_url
 
 
@@ -84,6 +86,7 @@ def open_study(
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     stored = study.user_attrs.get("settings")
     if stored is None:
+        record_value_unit(study)  # before the settings: a worker that sees them sees the unit too
         kept = Overrides(overrides).without("tune")
         study.set_user_attr("overrides", [mask_url(o) for o in kept])
         study.set_user_attr("settings", settings)
@@ -114,6 +117,7 @@ __all__ = [
     "REQUESTED",
     "SLOT",
     "USER_ERROR",
+    "VALUE_UNIT",
     "StudyName",
     "Tally",
     "best_so_far",
@@ -127,6 +131,7 @@ __all__ = [
     "enqueue_missing_replacements",
     "enqueue_replacement",
     "fail_reason",
+    "in_percent",
     "is_counted",
     "is_uncounted_failure",
     "literature_default",
@@ -138,6 +143,7 @@ __all__ = [
     "protocol_hash",
     "record_realised_budget",
     "record_requested_budget",
+    "record_value_unit",
     "repeat_overrides",
     "requested_budget",
     "seconds_tolerance",
@@ -147,10 +153,12 @@ __all__ = [
     "storage_url_for_log",
     "study_name",
     "study_settings",
+    "study_value",
     "tally",
     "teacher_sha256",
     "trial_iterations",
     "val_interval",
+    "value_unit",
 ]
 
 
