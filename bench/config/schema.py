@@ -306,6 +306,9 @@ class TuneConfig:
     fidelity_dir: str = "results/fidelity"
     repeats: int = 1  # independent studies per method (make sweep runs repeats 0 .. repeats-1)
     repeat: int = 0  # this study's repeat: sampler and hold-out seeds derived from (seed, repeat)
+    # A worker whose code differs from its study's is refused; true: it joins, the mix is recorded in
+    # the study and flagged by the report (bench.tune.study._code).
+    allow_mixed_code: bool = False
 
 
 @dataclass

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from bench.config.compose import config_hash, to_dict
 from bench.config.schema import RunConfig
+from bench.data.fingerprint import fingerprint
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
 from bench.engine import distributed
@@ -86,6 +87,8 @@ class Trainer:
         ds = cfg.dataset
         self.train_set = build_split(ds, cfg.train.split)
         self.eval_set = build_split(ds, cfg.eval.split)
+        # what this run reads, by content (bench.data.fingerprint): recorded in its row and a teacher
+        self.data = {cfg.train.split: fingerprint(self.train_set), cfg.eval.split: fingerprint(self.eval_set)}
         self._eval_loader: DataLoader | None = None
         self.student = build_model(cfg.student, ds.num_classes, role="student").to(self.device)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -329,6 +332,7 @@ class Trainer:
             "config_hash": self.hash,
             "config": to_dict(cfg),
             "teacher_checkpoint": self.teacher_info,
+            "data": self.data,
             "model": {
                 "params_total": total,
                 "params_active": active,

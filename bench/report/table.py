@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
-from bench.report import finals_terms
+from bench.report import finals_terms, identity_terms
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
@@ -80,7 +80,7 @@ SHARED_SETTINGS = (
 
 
 # What :mod:`bench.report.finals_terms` compares of each final besides its config.
-FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256")
+FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256", "data")
 
 
 class ReportError(BenchError):
@@ -143,6 +143,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "dirty": (env.get("git") or {}).get("dirty"),
                 "diff_sha256": (env.get("git") or {}).get("diff_sha256"),
                 "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
+                "data": row.get("data"),  # {split: fingerprint} (bench.report.identity_terms)
             }
         )
     return pd.DataFrame.from_records(records)
@@ -506,6 +507,7 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
             m.row["code"] = f"mixed, allowed: {m.row['code']}"
         elif code:
             problems.append(code)
+        problems.extend(_identity_problems(m, base, allow_mixed_code))
         if base is None:
             problems.append("no tuned baseline")
         elif m is not base:
@@ -518,6 +520,27 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
             problems.append(f"teacher checkpoints differ across the KD methods ({listed})")
         out.append(problems)
     return out
+
+
+def _identity_problems(m: MethodResult, base: MethodResult | None, allow_mixed_code: bool) -> list[str]:
+    """Data read and code run (:mod:`bench.report.identity_terms`): against the baseline and within."""
+    problems = []
+    uneven = identity_terms.data_among_themselves(m.finals)
+    if uneven:
+        problems.append(f"data differs among the finals: {uneven}")
+    if base is not None and m is not base:
+        differ = identity_terms.data_differences(
+            m.finals, base.finals, m.tuning[0]["settings"], base.tuning[0]["settings"]
+        )
+        if differ:
+            problems.append(f"data differs: {differ}")
+    mixed = identity_terms.study_code(m.tuning[0])
+    if mixed and allow_mixed_code:
+        finals = m.row["code"].removeprefix("mixed, allowed: ")
+        m.row["code"] = f"mixed, allowed: study {'; '.join(m.tuning[0]['code_versions'])}; finals {finals}"
+    elif mixed:
+        problems.append(mixed)
+    return problems
 
 
 def _own_problems(m: MethodResult) -> list[str]:
