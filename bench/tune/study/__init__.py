@@ -46,6 +46,7 @@ from bench.tune.study._budget import (
     requested_budget,
     seconds_tolerance,
     slots,
+    spent_seconds,
     tally,
 )
 from bench.tune.study._identity import (
@@ -143,6 +144,7 @@ __all__ = [
     "seconds_tolerance",
     "settings_hash",
     "slots",
+    "spent_seconds",
     "storage_url",
     "storage_url_for_log",
     "study_name",
