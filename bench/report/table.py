@@ -21,6 +21,8 @@ import pandas as pd
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
 from bench.report import finals_terms, identity_terms
+from bench.report.compute_check import compute_problems
+from bench.report.pruning import pruned_problem
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
@@ -486,8 +488,10 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
     Checked: the study's own budget (met; trials exactly; time within one trial per worker), the
     literature default among the counted trials, the teacher the finals used; against the
     baseline: every setting of :data:`SHARED_SETTINGS`, the shared search space by content, the
-    method's own dimensions (``method.*`` only), the realised budget (trials exactly; seconds
-    within one trial per worker of each study), the final seeds; across the KD methods: one teacher
+    method's own dimensions (``method.*`` only), the realised budget (trials exactly; device-seconds
+    within one trial per worker of each study), for time budgets the compute the trials ran on
+    (:mod:`bench.report.compute_check`), the pruned fractions (:mod:`bench.report.pruning`), the
+    final seeds; across the KD methods: one teacher
     checkpoint. The finals themselves (:mod:`bench.report.finals_terms`): each final's composed
     config and threads against the baseline's finals and among the method's own, and one clean code
     version for the comparison (or ``allow_mixed_code``, recorded in the ``code`` column).
@@ -602,6 +606,11 @@ def _against_baseline(m: MethodResult, base_result: MethodResult) -> list[str]:
                 f"{t['tune_seconds']:.0f} s of training vs the baseline's {b['tune_seconds']:.0f} s "
                 f"(more than one trial per worker apart: {tol:.0f} s)"
             )
+    if r["budget_kind"] == "time" == base["budget_kind"]:  # equal device-seconds need equal compute
+        problems.extend(compute_problems(t.get("compute"), b.get("compute")))
+    pruned = pruned_problem(t, b)
+    if pruned:
+        problems.append(pruned)
     if sorted(m.scores) != sorted(base_result.scores):
         problems.append("seeds differ from the baseline's")
     return problems
