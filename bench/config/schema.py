@@ -342,6 +342,20 @@ class LoggerConfig:
 
 
 @dataclass
+class ReproductionConfig:
+    """What a run reproduces: labels only, never part of the config hash (the settings they stand for
+    are in the other groups). ``conf/protocol/<name>.yaml`` sets ``protocol``; ``experiment=<name>``
+    (``conf/experiment/``) sets the rest. The report matches ``dataset``, student, teacher and
+    ``protocol`` against the published results (``conf/published/``, :mod:`bench.report.published`)."""
+
+    protocol: str | None = None  # the protocol preset the run was composed with (null: none)
+    experiment: str | None = None  # the experiment preset (null: none)
+    paper: str | None = None  # the paper whose table the experiment reproduces (conf/published/<paper>.yaml)
+    students: list[str] = field(default_factory=list)  # make reproduce: every student of that table
+    methods: list[str] = field(default_factory=list)  # make reproduce: every KD method of that table
+
+
+@dataclass
 class RunConfig:
     """One training run: dataset × student × (teacher) × method under a train and eval protocol."""
 
@@ -354,6 +368,7 @@ class RunConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    reproduction: ReproductionConfig = field(default_factory=ReproductionConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -365,6 +380,7 @@ class RunConfig:
 # Keys that do not change what a run computes; left out of the config hash.
 NON_SEMANTIC_KEYS = (
     "tune",
+    "reproduction",
     "launcher",
     "logger",
     "output_dir",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
-from bench.report import finals_terms, identity_terms
+from bench.report import finals_terms, identity_terms, published
 from bench.report.compute_check import compute_problems
 from bench.report.pruning import pruned_problem
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
@@ -66,6 +66,9 @@ EXTRA = [
     "settings_hash",
     "teacher_sha256",
     "code",
+    "protocol",  # the protocol preset of the finals (reproduction.protocol), "" for none
+    *published.COLUMNS,  # the published result of this comparison (bench.report.published), NaN: none
+    "published_source",
 ]
 # Study settings that must be identical for every method of a comparison.
 SHARED_SETTINGS = (
@@ -252,6 +255,7 @@ def comparison(
             rows = aggregate_repeats(per_repeat)
         _flag_non_finite(rows, members)
         out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, holm_family(rows), strict=True))
+    published.add_columns(out, runs)
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
 
 
@@ -651,6 +655,9 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
     md += f"\n\n{HOLM_FAMILY}."
+    read_against = published.lines(table)
+    if read_against:
+        md += "\n\nPublished results beside ours:\n\n" + "\n".join(f"- {line}" for line in read_against)
     lines = flags(table)
     if lines:
         head = "**WARNING: flagged comparisons (see budget_check and undertuned):**\n\n"
