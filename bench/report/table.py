@@ -21,6 +21,7 @@ import pandas as pd
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
 from bench.report import finals_terms
+from bench.report.selection import selection_problems
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
@@ -80,7 +81,16 @@ SHARED_SETTINGS = (
 
 
 # What :mod:`bench.report.finals_terms` compares of each final besides its config.
-FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256")
+FINAL_FACTS = (
+    "config",
+    "threads",
+    "device_name",
+    "commit",
+    "dirty",
+    "diff_sha256",
+    "weights_sha256",
+    "selection",
+)
 
 
 class ReportError(BenchError):
@@ -143,6 +153,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "dirty": (env.get("git") or {}).get("dirty"),
                 "diff_sha256": (env.get("git") or {}).get("diff_sha256"),
                 "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
+                "selection": row.get("selection"),  # older rows: none, the last model's scores
             }
         )
     return pd.DataFrame.from_records(records)
@@ -496,7 +507,7 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
     everyone = [f for m in results for f in m.finals]
     out = []
     for m in results:
-        problems = _own_problems(m)
+        problems = _own_problems(m) + selection_problems(m.finals)
         uneven = finals_terms.among_themselves(m.finals, m.tuned_keys)
         if uneven:
             problems.append(f"the finals differ among themselves: {uneven}")
