@@ -23,6 +23,7 @@ from bench.errors import BenchError, ConfigError
 from bench.report import finals_terms, identity_terms, published
 from bench.report.compute_check import compute_problems
 from bench.report.pruning import pruned_problem
+from bench.report.selection import selection_problems
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
@@ -85,7 +86,17 @@ SHARED_SETTINGS = (
 
 
 # What :mod:`bench.report.finals_terms` compares of each final besides its config.
-FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256", "data")
+FINAL_FACTS = (
+    "config",
+    "threads",
+    "device_name",
+    "commit",
+    "dirty",
+    "diff_sha256",
+    "weights_sha256",
+    "data",
+    "selection",
+)
 
 
 class ReportError(BenchError):
@@ -149,6 +160,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "diff_sha256": (env.get("git") or {}).get("diff_sha256"),
                 "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
                 "data": row.get("data"),  # {split: fingerprint} (bench.report.identity_terms)
+                "selection": row.get("selection"),  # older rows: none, the last model's scores
             }
         )
     return pd.DataFrame.from_records(records)
@@ -505,7 +517,7 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
     everyone = [f for m in results for f in m.finals]
     out = []
     for m in results:
-        problems = _own_problems(m)
+        problems = _own_problems(m) + selection_problems(m.finals)
         uneven = finals_terms.among_themselves(m.finals, m.tuned_keys)
         if uneven:
             problems.append(f"the finals differ among themselves: {uneven}")
