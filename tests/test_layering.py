@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.fidelity",
             "bench.forget",
             "bench.convert",
+            "bench.reproduce",
             "bench.status",
             "bench.demo",
             "bench.plan",
