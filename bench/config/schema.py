@@ -364,8 +364,12 @@ class ReproductionConfig:
     protocol: str | None = None  # the protocol preset the run was composed with (null: none)
     experiment: str | None = None  # the experiment preset (null: none)
     paper: str | None = None  # the paper whose table the experiment reproduces (conf/published/<paper>.yaml)
-    students: list[str] = field(default_factory=list)  # make reproduce: every student of that table
-    methods: list[str] = field(default_factory=list)  # make reproduce: every KD method of that table
+    # make reproduce: every student of that table (the first is the default) → its KD method presets
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    codebase: str | None = None  # the official code whose teacher file `bench.convert` reads (cirkd)
+    teacher_file: str | None = None  # the official teacher checkpoint's file name
+    backbones: dict[str, str] = field(default_factory=dict)  # student preset → ImageNet backbone file name
+    downloads: dict[str, str] = field(default_factory=dict)  # file name → URL (the official README's)
 
 
 @dataclass

@@ -23,5 +23,7 @@ def test_without_a_protocol_the_label_is_empty():
 
 def test_the_labels_change_no_hash():
     plain = load_config([])
-    labelled = load_config(["reproduction.protocol=cirkd", "reproduction.paper=x", "reproduction.methods=[kd]"])
+    labels = ["reproduction.protocol=cirkd", "reproduction.paper=x", "+reproduction.runs.s=[kd]"]
+    labelled = load_config(labels)
+    assert labelled.reproduction.runs == {"s": ["kd"]}
     assert config_hash(plain) == config_hash(labelled)
