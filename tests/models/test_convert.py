@@ -287,9 +287,12 @@ def test_random_bytes(tmp_path, capsys):
     refused(capsys, src, "not a readable PyTorch checkpoint")
 
 
-def test_text_file(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "text", ["model: deeplabv3\nmIoU: 78.07\n", "hello\n", "", '{"a": 1}', "\x80\x02}q\x00."]
+)
+def test_text_file(tmp_path, capsys, text):
     src = tmp_path / "notes.pth"
-    src.write_text("model: deeplabv3\nmIoU: 78.07\n")
+    src.write_text(text, encoding="latin-1")
     refused(capsys, src, "not a readable PyTorch checkpoint")
 
 
