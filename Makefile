@@ -53,7 +53,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan reproduce check-data \
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity rescore status report plan reproduce check-data \
 	perf perf-kd perf-data demo test lint docs docs-build clean clean-all forget-failures forget-study
 .DEFAULT_GOAL := help
 
@@ -117,6 +117,9 @@ final-compute: $(STAMP) ## after make final: KD finals retrained at the baseline
 
 fidelity: $(STAMP) ## does the tuning schedule rank like the final one? top-k + k random trials retrained (tune.fidelity_k)
 	@$(BIN)/python -m bench.fidelity $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
+rescore: $(STAMP) ## re-run the studies' pruned trials to completion: do the best configuration and verdict change? (ARGS=--price: cost only)
+	@$(BIN)/python -m bench.rescore $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)

@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.sweep",
             "bench.final",
             "bench.fidelity",
+            "bench.rescore",
             "bench.forget",
             "bench.convert",
             "bench.reproduce",

@@ -47,6 +47,14 @@ class EvalMode(StrEnum):
     slide = "slide"
 
 
+class EvalSelect(StrEnum):
+    """``eval.select``: which checkpoint's scores a run reports (best_on_val: the best of the
+    validations on ``eval.split``, as CIRKD reports; optimistic, flagged by the report)."""
+
+    last = "last"
+    best_on_val = "best_on_val"
+
+
 class BudgetKind(StrEnum):
     """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
 
@@ -262,6 +270,11 @@ class EvalConfig:
     batch_size: int = 1
     # Scores are reported on the subset of the split's images; 0 = all.
     max_images: int = 0
+    # last: the trained model's scores; best_on_val: the best of validations on eval.split every
+    # select_interval steps and at the end (CIRKD: every 800 of 40k steps, 50 validations) — the
+    # report flags such rows (selected on val), for reproducing a paper's number, not for comparing.
+    select: EvalSelect = EvalSelect.last
+    select_interval: int = 0  # best_on_val: steps between validations; 0 = train.iterations / 50
 
 
 @dataclass
@@ -306,6 +319,9 @@ class TuneConfig:
     fidelity_dir: str = "results/fidelity"
     repeats: int = 1  # independent studies per method (make sweep runs repeats 0 .. repeats-1)
     repeat: int = 0  # this study's repeat: sampler and hold-out seeds derived from (seed, repeat)
+    # A worker whose code differs from its study's is refused; true: it joins, the mix is recorded in
+    # the study and flagged by the report (bench.tune.study._code).
+    allow_mixed_code: bool = False
 
 
 @dataclass
