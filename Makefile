@@ -131,7 +131,8 @@ plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything train
 	@$(BIN)/python -m bench.plan $(if $(PAPER),experiment=$(PAPER)_$(DATASET),$(presets)) $(chosen_method) $(tune) $(ARGS)
 
 reproduce: $(STAMP) ## a published table: convert its teacher, tune, finals, report (PAPER=cirkd DATASET=cityscapes; RUN=1 runs)
-	@$(BIN)/python -m bench.reproduce "$(PAPER)" "$(DATASET)" $(if $(FILES),--files $(FILES)) $(if $(RUN),--run) $(tune) $(ARGS)
+	@$(BIN)/python -m bench.reproduce "$(PAPER)" "$(DATASET)" $(if $(FILES),--files $(FILES)) $(if $(RUN),--run) \
+		$(if $(STUDENT),student=$(STUDENT)) $(chosen_method) $(tune) $(ARGS)
 
 forget-failures: $(STAMP) ## a study's failed trials stop counting against tune.max_failed_trials (after a fix)
 	@$(BIN)/python -m bench.forget failures "$(STUDY)" $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)

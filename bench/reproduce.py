@@ -14,7 +14,9 @@ by hand; with ``--run`` they run in order and the first failure stops the rest (
 
 DIR (``--files``, default ``downloads``) holds the files under the names the experiment gives; the
 URLs of the official READMEs are printed with them. ``key=value`` overrides go to every sweep and
-final (e.g. ``tune.trials=20``); ``make plan PAPER=... DATASET=...`` prices the whole table first.
+final (e.g. ``tune.trials=20``), except ``student=a,b`` and ``method=a,b``, which choose among the
+table's students and methods (``make reproduce ... METHOD=kd``); ``make plan PAPER=... DATASET=...``
+prices the whole table first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config.compose import conf_dir, load_config
+from bench.config.overrides import Overrides
 from bench.errors import BenchError, ConfigError
 
 
@@ -62,8 +65,11 @@ def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple
     from bench.teachers import teacher_path
 
     name = experiment_name(paper, dataset)
+    given = Overrides(extra)
+    extra = given.without("student", "method", below=False).as_list()
     cfg = load_config([f"experiment={name}", *extra])
     rep = cfg.reproduction
+    runs = chosen_runs(name, rep.runs, given.choices("student"), given.choices("method"))
     needed: dict[Path, str] = {}
     steps = []
     teacher = teacher_path(cfg)
@@ -74,7 +80,7 @@ def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple
         needed[src] = rep.downloads.get(rep.teacher_file, "")
         convert = (rep.codebase, str(src), "--preset", cfg.teacher.name, "--dataset", dataset)
         steps.append(Step("bench.convert", (*convert, "-o", str(teacher))))
-    for student, methods in rep.runs.items():
+    for student, methods in runs.items():
         weights = []
         if student in rep.backbones:
             path = files / rep.backbones[student]
@@ -86,6 +92,23 @@ def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple
     steps.append(Step("bench.final", (f"dataset={dataset}", *extra)))
     steps.append(Step("bench.report", ()))
     return steps, needed
+
+
+def chosen_runs(
+    name: str, runs: dict[str, list[str]], students: list | None, methods: list | None
+) -> dict[str, list[str]]:
+    """The table's students and methods, narrowed to those chosen (None: all); a choice outside the
+    table is a :class:`ConfigError` naming what the table holds."""
+    every = list(dict.fromkeys(m for ms in runs.values() for m in ms))
+    for kind, chosen, known in (("student", students, list(runs)), ("method", methods, every)):
+        unknown = [str(c) for c in chosen or [] if str(c) not in known and str(c) != "baseline"]
+        if unknown:
+            raise ConfigError(
+                f"{kind} {', '.join(unknown)} is not in experiment {name}; it has {', '.join(known)}"
+            )
+    keep_students = [str(s) for s in students] if students else list(runs)
+    keep_methods = [str(m) for m in methods] if methods else every
+    return {s: [m for m in ms if m in keep_methods] for s, ms in runs.items() if s in keep_students}
 
 
 def missing_files(needed: dict[Path, str]) -> str | None:

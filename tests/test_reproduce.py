@@ -119,3 +119,20 @@ def test_plan_prices_a_published_table_as_reproduce_runs_it(tmp_path):
     teacher = [p for p in lines if p[1:2] == ["teacher"]]
     assert len(teacher) == 1 and teacher[0][3] == "0" and "converted from" in " ".join(teacher[0])
     assert all(p[0] == "voc" for p in lines if p[1:2] in (["study"], ["finals"]))
+
+
+def test_student_and_method_choose_within_the_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    steps, _ = plan_steps("cirkd", "cityscapes", Path("dl"), ["method=dsd,cirkd_paper", "student=pspnet_r18"])
+    sweeps = [s.args for s in steps if s.module == "bench.sweep"]
+    assert [(a[1], a[3]) for a in sweeps] == [("student=pspnet_r18", "method=baseline"),
+                                             ("student=pspnet_r18", "method=cirkd_paper")]  # fmt: skip
+    assert all("method=dsd,cirkd_paper" not in a for s in steps for a in s.args)
+    assert main(["cirkd", "cityscapes", "method=dist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: method dist is not in experiment cirkd_cityscapes; "
+        "it has skd_paper, ifvd_paper, cwd_paper, dsd, cirkd_paper"
+    )
+    assert main(["cirkd", "cityscapes", "student=segformer_b0"]) == 2
+    assert "student segformer_b0 is not in experiment cirkd_cityscapes" in capsys.readouterr().err
