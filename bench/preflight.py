@@ -28,17 +28,34 @@ HUB_TIMEOUT = 5.0
 
 
 def check_run_needs(
-    cfg: RunConfig, splits: Iterable[str], folders: Iterable[str | Path], teacher: bool | None = None
+    cfg: RunConfig,
+    splits: Iterable[str],
+    folders: Iterable[str | Path],
+    teacher: bool | None = None,
+    role: str = "student",
 ) -> None:
     """Every check a run of ``cfg`` needs: its data ``splits``, its teacher checkpoint (``teacher``:
-    None = when the method needs one), the student's pretrained weights and writable ``folders``."""
+    None = when the method needs one), the student's pretrained weights and writable ``folders``.
+    ``role``: what the user calls the trained network (``teacher`` for ``make teacher``, whose
+    network is the run's student), in the messages' overrides."""
     from bench.methods import needs_teacher
 
     check_writable(*folders)
     check_data(cfg, splits)
     if needs_teacher(cfg) if teacher is None else teacher:
         check_teacher(cfg)
-    check_weights(cfg.student, "student")
+    check_weights(cfg.student, role)
+    warn_random_init(cfg, role)
+
+
+def warn_random_init(cfg: RunConfig, role: str = "student") -> None:
+    """One warning line (once per process) when a literature preset trains from random init on
+    real data (:func:`bench.models.official_weights.random_init_warning`)."""
+    from bench.models.official_weights import random_init_warning
+
+    message = random_init_warning(cfg.student, cfg.dataset.name, role)
+    if message:
+        log.warning(message)
 
 
 def check_data(cfg: RunConfig, splits: Iterable[str]) -> None:

@@ -63,7 +63,13 @@ def main(overrides: list[str]) -> None:
 
     cfg = teacher_config(overrides)
     # the teacher network is the run's student here: its weights, its data, where it is stored
-    check_run_needs(cfg, (cfg.train.split, cfg.eval.split), (cfg.output_dir, cfg.teachers_dir), teacher=False)
+    check_run_needs(
+        cfg,
+        (cfg.train.split, cfg.eval.split),
+        (cfg.output_dir, cfg.teachers_dir),
+        teacher=False,
+        role="teacher",
+    )
     train_teacher(cfg)
 
 

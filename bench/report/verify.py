@@ -33,6 +33,7 @@ FACTS = (
     "trials",
     "pruned",
     "tune_seconds",
+    "compute",
     "budget_met",
     "literature_default_counted",
     "literature_default_miou",

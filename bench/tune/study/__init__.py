@@ -47,6 +47,7 @@ from bench.tune.study._budget import (
     requested_budget,
     seconds_tolerance,
     slots,
+    spent_seconds,
     tally,
 )
 from bench.tune.study._code import check_code, code_version, mixed_allowed, trial_code, trial_versions
@@ -154,6 +155,7 @@ __all__ = [
     "seconds_tolerance",
     "settings_hash",
     "slots",
+    "spent_seconds",
     "storage_url",
     "storage_url_for_log",
     "study_name",
