@@ -548,6 +548,9 @@ def _identity_problems(m: MethodResult, base: MethodResult | None, allow_mixed_c
     uneven = identity_terms.data_among_themselves(m.finals)
     if uneven:
         problems.append(f"data differs among the finals: {uneven}")
+    retrained = identity_terms.against_study(m.finals, m.tuning[0]["settings"])
+    if retrained:
+        problems.append(f"data differs from the study's: {retrained}")
     if base is not None and m is not base:
         differ = identity_terms.data_differences(
             m.finals, base.finals, m.tuning[0]["settings"], base.tuning[0]["settings"]
