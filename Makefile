@@ -27,10 +27,13 @@ BUDGETS ?=
 REPEATS ?=
 STUDY   ?=
 YES     ?=
+PAPER   ?=
+FILES   ?=
+RUN     ?=
 
 # A misspelt variable (METHD=ifvd, TRIAL=2) would otherwise be ignored and the defaults would run.
 KNOWN_VARIABLES := DATASET METHOD STUDENT TEACHER ARGS TRIALS BUDGET SEEDS STORAGE WORKERS LAUNCHER \
-	BUDGETS REPEATS STUDY YES PYTHON STAMP
+	BUDGETS REPEATS STUDY YES PAPER FILES RUN PYTHON STAMP
 unknown_variables := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 ifneq ($(strip $(unknown_variables)),)
 $(error unknown variable $(unknown_variables) (misspelt?); known: $(KNOWN_VARIABLES); pass config keys as ARGS="key=value")
@@ -50,7 +53,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity rescore status report plan check-data \
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity rescore status report plan reproduce check-data \
 	perf perf-kd perf-data demo test lint docs docs-build clean clean-all forget-failures forget-study
 .DEFAULT_GOAL := help
 
@@ -76,6 +79,9 @@ help:
 ## REPEATS  independent studies per method (default 1; own sampler and hold-out seeds)
 ## BUDGETS  final/report: several budgets from the same studies, e.g. 5,10,20 or 600s,1200s
 ## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)
+## PAPER    reproduce/plan: a published table, with DATASET (e.g. PAPER=cirkd DATASET=cityscapes)
+## FILES    reproduce: the folder of the official checkpoint and backbone files (default downloads/)
+## RUN      reproduce: 1 runs the commands (default: print them)
 ## STUDY    forget-failures/forget-study: a study name as make status lists it
 ## YES      1: forget-study and clean-all delete without asking
 ## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
@@ -121,8 +127,11 @@ status: $(STAMP) ## every study in the storage: counted / running / stale / fail
 report: $(STAMP) ## comparison tables and figures from the final runs (BUDGETS=5,10,20: one table each)
 	@$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
 
-plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
-	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
+plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains (PAPER=: a published table's)
+	@$(BIN)/python -m bench.plan $(if $(PAPER),experiment=$(PAPER)_$(DATASET),$(presets)) $(chosen_method) $(tune) $(ARGS)
+
+reproduce: $(STAMP) ## a published table: convert its teacher, tune, finals, report (PAPER=cirkd DATASET=cityscapes; RUN=1 runs)
+	@$(BIN)/python -m bench.reproduce "$(PAPER)" "$(DATASET)" $(if $(FILES),--files $(FILES)) $(if $(RUN),--run) $(tune) $(ARGS)
 
 forget-failures: $(STAMP) ## a study's failed trials stop counting against tune.max_failed_trials (after a fix)
 	@$(BIN)/python -m bench.forget failures "$(STUDY)" $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)

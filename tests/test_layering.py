@@ -59,6 +59,7 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
             "bench.rescore",
             "bench.forget",
             "bench.convert",
+            "bench.reproduce",
             "bench.status",
             "bench.demo",
             "bench.plan",

@@ -125,9 +125,30 @@ def segmentation_map(codebase: str, encoder: str) -> Callable[[str], str | None]
     return mapped
 
 
+_CLASSIFIERS = {
+    "cirkd": ("head.block.4.weight", "head.classifier.weight"),  # DeepLabV3, PSPNet
+    "mmseg": ("decode_head.conv_seg.weight",),
+}
+_SEGMENTATION_PREFIXES = {
+    "cirkd": ("pretrained.", "head.", "auxlayer."),
+    "mmseg": ("backbone.", "decode_head.", "auxiliary_head."),
+}
+_BACKBONE_PREFIXES = ("conv1.", "bn1.", "layer1.", "features.", "stem.")  # ResNet v1s/V1c, MobileNetV2
+
+
 def classifier_key(codebase: str, keys: set[str]) -> str | None:
     """The key of the classifier weight (its rows are the classes) in a ``codebase`` checkpoint."""
-    for key in ("head.block.4.weight", "head.classifier.weight", "decode_head.conv_seg.weight"):
-        if key in keys:
-            return key
+    return next((k for k in _CLASSIFIERS[codebase] if k in keys), None)
+
+
+def layout_of(keys: set[str]) -> str | None:
+    """Whose state dict ``keys`` look like: ``cirkd`` or ``mmseg`` (a segmentation network),
+    ``backbone`` (an ImageNet backbone file, no head), ``segkd`` (this project's network) or None."""
+    if any(k.startswith("net.encoder.") for k in keys):
+        return "segkd"
+    for codebase, prefixes in _SEGMENTATION_PREFIXES.items():
+        if any(k.startswith(prefixes[1]) for k in keys) and any(k.startswith(prefixes[0]) for k in keys):
+            return codebase
+    if any(k.startswith(_BACKBONE_PREFIXES) for k in keys):
+        return "backbone"
     return None

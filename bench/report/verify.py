@@ -42,6 +42,7 @@ FACTS = (
     "holdout_miou",
     "best_so_far",
     "holdout_values",
+    "code_versions",
 )
 
 

@@ -95,6 +95,8 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "best_so_far": st.best_so_far(trials),
         # every counted trial's hold-out score in slot order (None: pruned or diverged)
         "holdout_values": [t.value if t.state == TrialState.COMPLETE else None for t in trials],
+        # the code versions that ran the counted trials (several only under tune.allow_mixed_code)
+        "code_versions": st.trial_versions(trials),
     }
 
 

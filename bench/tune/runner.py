@@ -231,7 +231,8 @@ class Sweep:
         if outcome.then is Then.DROP:
             log.warning("trial %d %s; dropping it", trial.number, outcome.message)
         else:
-            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost(), outcome.value)
+            code = {"code": st.trial_code(st.code_version())}  # the version that ran it (cached per process)
+            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost() | code, outcome.value)
         if outcome.then is not Then.NEXT or not self.cfg.tune.keep_trial_checkpoints:
             attempt.discard()
         if outcome.then is Then.STOP_STUDY:
