@@ -47,11 +47,18 @@ def teacher_path(cfg: RunConfig) -> Path:
 
 
 def save_teacher(
-    path: Path, model: Segmenter, model_cfg: ModelConfig, run: RunConfig, metrics: dict[str, Any]
+    path: Path,
+    model: Segmenter,
+    model_cfg: ModelConfig,
+    run: RunConfig,
+    metrics: dict[str, Any],
+    data: dict[str, Any] | None = None,
 ) -> Path:
-    """Store a trained network as a teacher checkpoint (atomically)."""
+    """Store a trained network as a teacher checkpoint (atomically); ``data``: ``{split: fingerprint}``
+    of what it trained on (:mod:`bench.data.fingerprint`), which the teacher check compares."""
     meta = {
         "dataset": run.dataset.name,
+        "data": data,
         "num_classes": run.dataset.num_classes,
         "model": {k: getattr(model_cfg, k) for k in ("name", *ARCH_FIELDS)},
         "metrics": metrics,  # a result row's, in percent

@@ -28,6 +28,7 @@ ENTRY_POINTS = [
     "bench.demo",
     "bench.forget",
     "bench.visualize",
+    "bench.rescore",
 ]
 
 

@@ -29,6 +29,7 @@ from bench.methods import needs_teacher
 from bench.results import RESULT_FILE
 from bench.teachers import read_teacher_meta, teacher_path
 from bench.tune import study as st
+from bench.tune.compute_record import study_compute
 from bench.tune.finals_digest import record_digest
 from bench.utils.devices import torch_threads, worker_slots
 from bench.utils.secrets import mask_url
@@ -91,13 +92,16 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "literature_default_miou": default_value,
         "trials": len(trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "tune_seconds": sum(t.user_attrs.get("train_seconds", 0.0) for t in trials),
+        "tune_seconds": sum(st.spent_seconds(t) for t in trials),  # device-seconds
+        "compute": study_compute(trials),  # what the prefix's trials ran on (bench.tune.compute_record)
         "seconds_tolerance": st.seconds_tolerance(study),
         "uncounted_failures": st.tally(study).uncounted_failures,
         "budget_met": st.prefix_met(trials, budget),
         "best_so_far": st.in_percent(study, st.best_so_far(trials)),
         # every counted trial's hold-out score in slot order (None: pruned or diverged)
         "holdout_values": st.in_percent(study, complete),
+        # the code versions that ran the counted trials (several only under tune.allow_mixed_code)
+        "code_versions": st.trial_versions(trials),
     }
 
 

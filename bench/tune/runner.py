@@ -29,6 +29,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.compute_record import COMPUTE, trial_compute
 from bench.tune.journal import StorageError
 from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.recovery import failures_against_limit
@@ -234,7 +235,8 @@ class Sweep:
         if outcome.then is Then.DROP:
             log.warning("trial %d %s; dropping it", trial.number, outcome.message)
         else:
-            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost(), outcome.value)
+            code = {"code": st.trial_code(st.code_version())}  # the version that ran it (cached per process)
+            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost() | code, outcome.value)
         if outcome.then is not Then.NEXT or not self.cfg.tune.keep_trial_checkpoints:
             attempt.discard()
         if outcome.then is Then.STOP_STUDY:
@@ -253,6 +255,9 @@ class Sweep:
         cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
         progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
         callbacks = [LeaseCallback(lease), PruningCallback(trial, st.value_unit(self.study)), progress]
+        # what it runs on, stored before it trains: a running trial's elapsed time counts ×devices
+        attempt.compute = trial_compute(cfg)
+        trial.set_user_attr(COMPUTE, attempt.compute)
         attempt.trainer = trial_trainer(cfg, callbacks, f"trial {trial.number}")  # N GPUs: torchrun
         return attempt.trainer.fit()
 
@@ -307,12 +312,21 @@ class TrialAttempt:
 
     start: float = field(default_factory=time.perf_counter)
     trainer: Trainer | None = None  # set once the trial's config is built and its trainer set up
+    compute: dict[str, Any] = field(default_factory=dict)  # bench.tune.compute_record.trial_compute
 
     def cost(self) -> dict[str, float]:
-        return {
-            "train_seconds": self.trainer.train_seconds if self.trainer else 0.0,
+        """Training and wall seconds, device-seconds (what a time budget counts) and, where the
+        trainer timed steps, the trial's step time (a pruned trial's too)."""
+        train = self.trainer.train_seconds if self.trainer else 0.0
+        out = {
+            "train_seconds": train,
             "wall_seconds": time.perf_counter() - self.start,
+            "device_seconds": train * self.compute.get("devices", 1),
         }
+        timing = getattr(self.trainer, "timing", None)  # a multi-GPU trial's comes with its row
+        if timing is not None and timing.timed_steps:
+            out["step_time_ms"] = 1000 * timing.step_time
+        return out
 
     def discard(self) -> None:
         """Remove the trial's checkpoints and model (its result row stays)."""
