@@ -52,7 +52,8 @@ def comparable(final: dict[str, Any], tuned: Iterable[str]) -> dict[str, Any]:
     tuned = list(tuned)
     config = {k: v for k, v in flatten(final.get("config") or {}).items() if not _ignored(k, tuned)}
     weights = (final.get("config") or {}).get("student", {}).get("encoder_weights")
-    config["student.encoder_weights"] = final.get("weights_sha256") or weights
+    sha = final.get("weights_sha256")  # NaN where the report's table mixed rows with and without one
+    config["student.encoder_weights"] = sha if isinstance(sha, str) else weights
     config["threads"] = final.get("threads")
     config["device"] = final.get("device_name")
     return config
