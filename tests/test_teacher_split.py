@@ -6,6 +6,7 @@ study tuned before tuning teachers existed)."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,14 @@ def test_a_kd_sweep_without_its_tuning_teacher_names_the_command(tmp_path, teach
         CheckpointError, match="make teacher DATASET=synthetic TEACHER=deeplabv3_small PART=tune"
     ):
         run_sweep(sweep_args(tmp_path, tmp_path / "teachers", "method=kd", "tune.trials=1"))
+
+
+def test_a_wrong_part_is_one_clear_line(capsys, monkeypatch):
+    from bench.teacher import cli
+
+    monkeypatch.setattr(sys, "argv", ["bench.teacher", "--part=half"])
+    with pytest.raises(SystemExit) as e:
+        cli()
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --part=half: choose one of both, full, tune (e.g. --part=tune)"
