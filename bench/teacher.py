@@ -106,8 +106,10 @@ def train_teacher(cfg: RunConfig) -> dict:
         return row
     weights = torch.load(trainer.out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     trainer.student.load_state_dict(weights)
-    record = trained_on(cfg)
-    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"], record)
+    # what it trained on ({split: fingerprint}), compared by bench.preflight.check_teacher
+    data = {cfg.train.split: trainer.data[cfg.train.split]}
+    record = trained_on(cfg)  # and which training images: the tuning hold-out check (bench.teacher_split)
+    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"], data, record)
     log.info(
         "teacher %s on %s (%s, %d of %d training images): %s mIoU %.2f, saved to %s",
         cfg.teacher.name,
@@ -116,7 +118,7 @@ def train_teacher(cfg: RunConfig) -> dict:
         len(trainer.train_set),
         record["train_images"],
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         path,
     )
     return row
@@ -130,7 +132,11 @@ def main(args: list[str]) -> None:
     for cfg in configs:  # every run's needs before the first trains
         # the teacher network is the run's student here: its weights, its data, where it is stored
         check_run_needs(
-            cfg, (cfg.train.split, cfg.eval.split), (cfg.output_dir, cfg.teachers_dir), teacher=False
+            cfg,
+            (cfg.train.split, cfg.eval.split),
+            (cfg.output_dir, cfg.teachers_dir),
+            teacher=False,
+            role="teacher",
         )
     for cfg in configs:
         train_teacher(cfg)
