@@ -146,7 +146,12 @@ def report_problem(settings: dict[str, Any]) -> str | None:
     record = settings.get("tuning_teacher")
     if not record:
         return f"{FLAG} (the study's trials used the full-data teacher: tuned before tuning teachers)"
-    problem = holdout_problem(record.get("trained_on"), record.get("holdout") or {})
+    if not isinstance(record.get("holdout"), dict) or not record["holdout"].get("train_images"):
+        return f"{FLAG} (the study records no hold-out to check its tuning teacher against)"
+    try:
+        problem = holdout_problem(record.get("trained_on"), record["holdout"])
+    except (KeyError, TypeError, ValueError) as e:  # a damaged record proves nothing
+        problem = f"the study's record of its hold-out is incomplete ({e})"
     return f"{FLAG} ({problem})" if problem else None
 
 

@@ -67,6 +67,11 @@ def test_the_report_recomputes_the_verdict_from_the_record():
     forged = {**CLEAN_TUNING_TEACHER, "trained_on": FULL, "problem": None}
     assert report_problem({"tuning_teacher": forged}).startswith(f"{FLAG} (trained on ")
     assert report_problem({}).startswith(f"{FLAG} (the study's trials used the full-data teacher")
+    for damaged in (
+        {**CLEAN_TUNING_TEACHER, "holdout": None},
+        {**CLEAN_TUNING_TEACHER, "holdout": {"train_images": 24}},
+    ):
+        assert report_problem({"tuning_teacher": damaged}).startswith(FLAG)  # never ok, never a traceback
 
 
 def _kd_rows(root: Path, **settings) -> None:
