@@ -44,13 +44,15 @@ def train_teacher(cfg: RunConfig) -> dict:
         return row
     weights = torch.load(trainer.out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     trainer.student.load_state_dict(weights)
-    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"])
+    # what it trained on ({split: fingerprint}), compared by bench.preflight.check_teacher
+    data = {cfg.train.split: trainer.data[cfg.train.split]}
+    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"], data)
     log.info(
         "teacher %s on %s: %s mIoU %.2f, saved to %s",
         cfg.teacher.name,
         cfg.dataset.name,
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         path,
     )
     return row

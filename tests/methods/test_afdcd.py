@@ -65,9 +65,12 @@ def test_center_mask_zeroes_the_middle_third():
     assert kept[2:4, 2:4].sum() == 0 and kept.sum() == 32
 
 
-def test_contrast_grid_pools_only_when_a_patch_fits_then_crops():
+def test_contrast_grid_pools_only_into_whole_patches_then_crops():
     assert contrast_grid(64, 128, 4, 4) == (4, 16, 32)  # CIRKD shape: pooled 16×32
-    assert contrast_grid(45, 45, 4, 4) == (4, 8, 8)  # 11×11 pooled, cropped to 8×8
+    assert contrast_grid(64, 64, 4, 4) == (4, 16, 16)  # ADE20K, VOC, COCO-Stuff 512×512
+    # CamVid 360×360: the release's camvid branch does not pool and crops 45×45 to 44×44 (pooling
+    # would leave 11×11, which its Cityscapes branch cannot cut into 4×4 patches)
+    assert contrast_grid(45, 45, 4, 4) == (1, 44, 44)
     assert contrast_grid(8, 8, 4, 4) == (1, 8, 8)  # 2×2 pooled holds no patch: unpooled
     assert contrast_grid(3, 8, 4, 4) == (1, 0, 8)  # less than one patch tall
 

@@ -33,6 +33,15 @@ CHEAP = {
     "afdcd": {"groups": 1},
     # No teacher checkpoint here, so no trained tokens: the release's random init of the same shape.
     "maskd": {"tokens": "random"},
+    # The GCN block holds the feature terms of CIRKD v2's release (conf/method/cirkd_gcn.yaml), cheap.
+    "cirkd_gcn": {
+        "terms": {
+            "fitnet": {},
+            "cirkd_minibatch": {},
+            "cirkd_memory": {"pixel_memory_size": 64, "region_memory_size": 16},
+            "cirkd_channel": {"channel_memory_size": 64},
+        }
+    },
 }
 
 

@@ -62,10 +62,14 @@ class EnhancedProjector(nn.Module):
 def contrast_grid(h: int, w: int, pool_size: int, patch_size: int) -> tuple[int, int, int]:
     """``(pool, h', w')``: the pooling used and the map kept for the contrastive term.
 
-    The official pooling when the pooled map still holds a patch, else none (the release's CamVid
-    branch: no pooling, 45×45 cropped to 44×44); then the top-left crop to multiples of the patch.
+    The release pools (Cityscapes, ADE20K, VOC, COCO-Stuff: 64×128 or 64×64 → whole 4×4 patches) or,
+    for CamVid's 45×45 maps, does not pool and crops to 44×44 (``dataset == 'camvid'``). Without a
+    dataset flag: pool when the pooled map is made of whole patches, else do not pool (the CamVid
+    branch, where pooling would leave 11×11); then the top-left crop to multiples of the patch.
     """
-    pool = pool_size if min(h // pool_size, w // pool_size) >= patch_size else 1
+    hp, wp = h // pool_size, w // pool_size
+    whole = min(hp, wp) >= patch_size and hp % patch_size == 0 and wp % patch_size == 0
+    pool = pool_size if whole else 1
     hp, wp = h // pool, w // pool
     return pool, hp - hp % patch_size, wp - wp % patch_size
 
@@ -121,8 +125,9 @@ class AfDCD(LossTerm):
     script passes ``--rand_mask False --enhance_projector True``, which argparse (``--rand-mask``,
     ``type=bool``) would reject or read as True — the defaults here are the argparse ones (random
     mask, plain projector); the alignment conv is missing when D_s = D_t in the release (identity
-    here). Maps whose pooled size holds no patch are not pooled (the release's CamVid branch), and
-    the contrastive maps are cropped top-left to multiples of the patch (CamVid: 45 → 44). The term's
+    here). Maps whose pooled size is not made of whole patches are not pooled (the release's CamVid
+    branch, 45×45), and the contrastive maps are cropped top-left to multiples of the patch
+    (CamVid: 45 → 44), so every released dataset gets the release's grid without a flag. The term's
     value is not zero when student equals teacher (masking, projector). Ignore pixels: not
     label-based. A student map of another size is bilinearly resized to the teacher's first. Cost:
     the projector convolves at the teacher's width (two 3×3 convs at 2,048 channels for ResNet-101,

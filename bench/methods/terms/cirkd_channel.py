@@ -94,9 +94,9 @@ class CIRKDChannel(LossTerm):
     reach the end overwrites the last slots and restarts at 0), then draws the contrast rows, so the
     sample can hold this step's own teacher channels; ``.eval()`` skips the enqueue. Queue width M
     comes from ``ctx.feature_size`` (⌈h/4⌉·⌈w/4⌉; the release's ``int(h·w/16)`` needs multiples of 4).
-    Not copied: the GCN block the released scripts put on the student feature before fitnet and all
-    relation terms (a shared student module, which terms here do not share); SyncBN (BN on one
-    device). Ignore pixels: not label-based. Student features of another size are bilinearly resized
+    The GCN block the released scripts put on the student feature before FitNet and all relation
+    terms is the term ``cirkd_gcn``, which holds this term (``cirkd_v2_paper``). Not copied: SyncBN
+    (BN on one device). Ignore pixels: not label-based. Student features of another size are bilinearly resized
     to the teacher's first. Batch composition: pairs within groups, queue contents — not a mean over
     images.
     """
