@@ -47,7 +47,7 @@ def test_best_on_val_reports_the_best_of_the_validations_and_saves_its_weights(t
     cfg = tiny_config(tmp_path, "eval.select=best_on_val", "eval.select_interval=2")
     row = train_run(cfg)
     assert [step for step, _ in seen] == [2, 4, 6]  # every 2 steps, the last one included
-    assert row["metrics"]["miou"] == 0.50 and row["metrics"]["iou"] == [0.50, None]
+    assert row["metrics"]["miou"] == 50.0 and row["metrics"]["iou"] == [50.0, None]  # rows: percent
     assert row["selection"] == {
         "rule": "best_on_val",
         "split": "val",
@@ -77,4 +77,4 @@ def test_the_best_so_far_survives_a_resume(tmp_path, monkeypatch):
         Trainer(tiny_config(tmp_path, *over), callbacks=[CrashAt(3)]).fit()
     row = train_run(tiny_config(tmp_path, *over, "resume=true"))
     assert [step for step, _ in seen] == [2, 4, 6]
-    assert row["metrics"]["miou"] == 0.60 and row["selection"]["best_step"] == 2
+    assert row["metrics"]["miou"] == 60.0 and row["selection"]["best_step"] == 2
