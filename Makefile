@@ -27,10 +27,13 @@ BUDGETS ?=
 REPEATS ?=
 STUDY   ?=
 YES     ?=
+PAPER   ?=
+FILES   ?=
+RUN     ?=
 
 # A misspelt variable (METHD=ifvd, TRIAL=2) would otherwise be ignored and the defaults would run.
 KNOWN_VARIABLES := DATASET METHOD STUDENT TEACHER ARGS TRIALS BUDGET SEEDS STORAGE WORKERS LAUNCHER \
-	BUDGETS REPEATS STUDY YES PYTHON STAMP
+	BUDGETS REPEATS STUDY YES PAPER FILES RUN PYTHON STAMP
 unknown_variables := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 ifneq ($(strip $(unknown_variables)),)
 $(error unknown variable $(unknown_variables) (misspelt?); known: $(KNOWN_VARIABLES); pass config keys as ARGS="key=value")
@@ -50,7 +53,7 @@ chosen_method = $(if $(call given,METHOD),method=$(METHOD))
 chosen_presets = $(if $(call given,DATASET),dataset=$(DATASET)) $(if $(STUDENT),student=$(STUDENT)) \
 	$(if $(TEACHER),teacher=$(TEACHER))
 
-.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity status report plan check-data \
+.PHONY: help setup train teacher maskd-tokens baseline sweep final final-compute fidelity rescore status report plan reproduce check-data \
 	perf perf-kd perf-data demo test lint docs docs-build clean clean-all forget-failures forget-study
 .DEFAULT_GOAL := help
 
@@ -69,13 +72,16 @@ help:
 ## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
 ## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101
 ## TRIALS   counted trials per study (default 20)
-## BUDGET   trials (default) or time:SECONDS (the same training seconds per method)
+## BUDGET   trials (default) or time:SECONDS (the same device-seconds per method: seconds × GPUs, or × CPU threads)
 ## SEEDS    final runs per method (default 3)
 ## STORAGE  Optuna storage URL (default: the journal file results/studies/optuna.journal)
 ## WORKERS  worker processes per study, and for make final (default 1)
 ## REPEATS  independent studies per method (default 1; own sampler and hold-out seeds)
 ## BUDGETS  final/report: several budgets from the same studies, e.g. 5,10,20 or 600s,1200s
 ## LAUNCHER slurm: sweep workers as a Slurm job array (launcher.* keys)
+## PAPER    reproduce/plan: a published table, with DATASET (e.g. PAPER=cirkd DATASET=cityscapes)
+## FILES    reproduce: the folder of the official checkpoint and backbone files (default downloads/)
+## RUN      reproduce: 1 runs the commands (default: print them)
 ## STUDY    forget-failures/forget-study: a study name as make status lists it
 ## YES      1: forget-study and clean-all delete without asking
 ## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
@@ -112,14 +118,21 @@ final-compute: $(STAMP) ## after make final: KD finals retrained at the baseline
 fidelity: $(STAMP) ## does the tuning schedule rank like the final one? top-k + k random trials retrained (tune.fidelity_k)
 	@$(BIN)/python -m bench.fidelity $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
 
+rescore: $(STAMP) ## re-run the studies' pruned trials to completion: do the best configuration and verdict change? (ARGS=--price: cost only)
+	@$(BIN)/python -m bench.rescore $(chosen_presets) $(chosen_method) $(tune) $(ARGS)
+
 status: $(STAMP) ## every study in the storage: counted / running / stale / failed trials, best, ETA
 	@$(BIN)/python -m bench.status $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)
 
 report: $(STAMP) ## comparison tables and figures from the final runs (BUDGETS=5,10,20: one table each)
 	@$(BIN)/python -m bench.report $(if $(BUDGETS),--budgets $(BUDGETS)) $(if $(STORAGE),--storage '$(STORAGE)') $(ARGS)
 
-plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains
-	@$(BIN)/python -m bench.plan $(presets) $(chosen_method) $(tune) $(ARGS)
+plan: $(STAMP) ## cost of the comparison (GPU-hours, disk) before anything trains (PAPER=: a published table's)
+	@$(BIN)/python -m bench.plan $(if $(PAPER),experiment=$(PAPER)_$(DATASET),$(presets)) $(chosen_method) $(tune) $(ARGS)
+
+reproduce: $(STAMP) ## a published table: convert its teacher, tune, finals, report (PAPER=cirkd DATASET=cityscapes; RUN=1 runs)
+	@$(BIN)/python -m bench.reproduce "$(PAPER)" "$(DATASET)" $(if $(FILES),--files $(FILES)) $(if $(RUN),--run) \
+		$(if $(STUDENT),student=$(STUDENT)) $(chosen_method) $(tune) $(ARGS)
 
 forget-failures: $(STAMP) ## a study's failed trials stop counting against tune.max_failed_trials (after a fix)
 	@$(BIN)/python -m bench.forget failures "$(STUDY)" $(if $(STORAGE),"tune.storage='$(STORAGE)'") $(ARGS)

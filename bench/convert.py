@@ -9,7 +9,12 @@ find its place with the preset's shape, and the classifier must have the dataset
 Anything else exits with status 2 and one line naming the file and what differs.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import sys
@@ -18,12 +23,13 @@ from pathlib import Path
 
 from bench.config.compose import conf_dir, load_config
 from bench.config.schema import ModelConfig
-from bench.errors import BenchError, CheckpointError, ConfigError
+from bench.errors import BenchError, CheckpointError, ConfigError, unwritable_message
 from bench.models.files import load_file, unwrap_state_dict
-from bench.models.keymaps import classifier_key, segmentation_map
+from bench.models.keymaps import classifier_key, layout_of, segmentation_map
 from bench.utils.io import save_torch_atomic, sha256_file
 
 CODEBASES = ("cirkd", "mmseg")
+_PRESETS = {"cirkd": "deeplabv3_r18, deeplabv3_r101, pspnet_r18, deeplabv3_mbv2", "mmseg": "mmseg_*"}
 
 
 def preset_config(name: str) -> ModelConfig:
@@ -42,18 +48,22 @@ def convert(codebase: str, src: Path, preset: str, dataset: str, dst: Path) -> P
 
     cfg = preset_config(preset)
     if not cfg.arch.startswith(f"{codebase}_"):
-        others = (
-            "CIRKD's presets: deeplabv3_r18, deeplabv3_r101, pspnet_r18, deeplabv3_mbv2; mmseg's: mmseg_*"
-        )
+        others = f"cirkd's presets: {_PRESETS['cirkd']}; mmseg's: {_PRESETS['mmseg']}"
         raise ConfigError(f"--preset {preset} is not a {codebase} network (arch {cfg.arch}); {others}")
     num_classes = load_config([f"dataset={dataset}"]).dataset.num_classes
-    state = unwrap_state_dict(load_file(src), src)
+    obj = load_file(src)
+    if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) and "model" in obj["meta"]:
+        raise CheckpointError(
+            f"{src} is already a teacher checkpoint of this project (converted or `make teacher`): "
+            f"use it as teacher.checkpoint={src} or bench.models.from_checkpoint('{src}')"
+        )
+    state = unwrap_state_dict(obj, src)
+    _check_layout(codebase, src, set(state))
 
     cls_key = classifier_key(codebase, set(state))
     if cls_key is None:
         raise CheckpointError(
-            f"{src}: no {codebase} classifier weight (head.block.4, head.classifier, "
-            "decode_head.conv_seg); "
+            f"{src}: no {codebase} classifier weight (" + ", ".join(_CLASSIFIER_NAMES[codebase]) + "); "
             f"not a {codebase} segmentation checkpoint (first keys: {list(state)[:3]})"
         )
     if state[cls_key].shape[0] != num_classes:
@@ -94,7 +104,43 @@ def convert(codebase: str, src: Path, preset: str, dataset: str, dst: Path) -> P
         "seed": None,
         "source": {"codebase": codebase, "file": str(src), "sha256": sha256_file(src)},
     }
-    return save_torch_atomic(dst, {"state_dict": model.state_dict(), "meta": meta})
+    try:
+        return save_torch_atomic(dst, {"state_dict": model.state_dict(), "meta": meta})
+    except OSError as e:
+        raise ConfigError(unwritable_message(e, dst)) from None
+
+
+_CLASSIFIER_NAMES = {"cirkd": ("head.block.4", "head.classifier"), "mmseg": ("decode_head.conv_seg",)}
+
+
+def _check_layout(codebase: str, src: Path, keys: set[str]) -> None:
+    """Another codebase's checkpoint, a backbone file or this project's network: say which."""
+    found = layout_of(keys)
+    if found in (codebase, None):
+        return
+    if found == "backbone":
+        raise CheckpointError(
+            f"{src} is an ImageNet backbone file (no segmentation head: first keys {sorted(keys)[:3]}), "
+            "not a segmentation checkpoint; pass it as student.encoder_weights=PATH "
+            "(or teacher.encoder_weights=PATH) to train from it"
+        )
+    if found == "segkd":
+        raise CheckpointError(
+            f"{src} holds this project's network (net.encoder.* keys), not a {codebase} checkpoint; "
+            "a teacher checkpoint of this project needs no conversion (teacher.checkpoint=PATH)"
+        )
+    raise CheckpointError(
+        f"{src} is {'an' if found == 'mmseg' else 'a'} {found} checkpoint, not a {codebase} one: "
+        f"python -m bench.convert {found} {src} --preset ... ({found}'s presets: {_PRESETS[found]})"
+    )
+
+
+def usage_hint(preset: str, path: Path) -> str:
+    """How to use a converted file: a teacher preset is a run's teacher; a student preset is not."""
+    loaded = f"in Python: bench.models.from_checkpoint('{path}')"
+    if (conf_dir() / "teacher" / f"{preset}.yaml").is_file():
+        return f"use teacher={preset} teacher.checkpoint={path}, or {loaded}"
+    return f"{preset} is a student preset, no run's teacher (conf/teacher); {loaded}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(
-        f"{path}: teacher '{args.preset}' for {args.dataset}; "
-        f"use teacher={args.preset} teacher.checkpoint={path}"
-    )
+    print(f"{path}: {args.preset} for {args.dataset}; {usage_hint(args.preset, path)}")
     return 0
 
 

@@ -12,7 +12,10 @@ forward; counted with ``torch.utils.flop_counter`` on the meta device) at an ass
 
 Usage: ``python -m bench.plan [dataset=a,b|all] [method=m1,m2] [student=...] [teacher=...]
 [tune.*=...] [key=value ...] [--estimate | --calibrate] [--tflops 60] [--steps 10]``; without
-``method=`` every method of ``conf/method`` is planned next to the baseline.
+``method=`` every method of ``conf/method`` is planned next to the baseline. With
+``experiment=<paper>_<dataset>`` (``make plan PAPER=cirkd DATASET=cityscapes``) a published table is
+priced as ``make reproduce`` runs it: its dataset, every student with its methods, the teacher
+converted from the official checkpoint rather than trained.
 """
 
 # ruff: noqa: E402  (--help is answered before the imports below)
@@ -267,7 +270,7 @@ def plan_dataset(
         params = parameter_count(cfg.student, cfg.dataset.num_classes)
         kept = 3 * BYTES * params if cfg.tune.keep_trial_checkpoints else 0  # model.pt + last.pt (momentum)
         trials = cfg.tune.trials if cfg.tune.budget == "trials" else 0
-        note = "" if trials else f"budget=time: {cfg.tune.seconds:g} s of training"
+        note = "" if trials else f"budget=time: {cfg.tune.seconds:g} device-seconds of training"
         if not trials:
             trials = max(1, round(cfg.tune.seconds / (trial_steps * step)))
         rows.append(
@@ -287,6 +290,22 @@ def plan_dataset(
     if tokens_for:
         rows.append(tokens_row(t, timing, tokens_for))
     return rows + finals
+
+
+def experiment_rows(rows: list[Row], student: str | None, index: int, converted: str | None) -> list[Row]:
+    """A published table's rows for one of its students: the teacher once (converted from the
+    official ``converted`` file, not trained), the studies and finals named by student."""
+    out = []
+    for r in rows:
+        if r.stage == "teacher" and r.method != "maskd_tokens":
+            if index:
+                continue
+            if converted and r.runs:
+                r = replace(r, runs=0, disk_bytes=0.0, note=f"converted from {converted} (make reproduce)")
+        elif student:
+            r = replace(r, method=f"{student}/{r.method}")
+        out.append(r)
+    return out
 
 
 def uses_teacher_tokens(cfg: RunConfig) -> bool:
@@ -316,13 +335,14 @@ def tokens_row(t: RunConfig, timing: Timing, methods: Sequence[str]) -> Row:
 
 def format_plan(rows: Sequence[Row], header: Sequence[str]) -> str:
     lines = [*header, ""]
-    head = f"{'dataset':<11} {'stage':<7} {'what':<16} {'runs':>5} {'steps/run':>9} {'step ms':>8} "
+    what = max([16, *(len(r.method) for r in rows)])
+    head = f"{'dataset':<11} {'stage':<8} {'what':<{what}} {'runs':>5} {'steps/run':>9} {'step ms':>8} "
     head += f"{'evals/run':>9} {'eval imgs':>9} {'GPU-h':>9} {'disk GB':>8}"
     lines += [head, "-" * len(head)]
     for r in rows:
         step_ms = "<0.1" if 0 < r.step_s < 5e-5 else f"{1000 * r.step_s:.1f}"  # a shrunk CPU config
         lines.append(
-            f"{r.dataset:<11} {r.stage:<7} {r.method:<16} {r.runs:>5} {r.iterations:>9} {step_ms:>8} "
+            f"{r.dataset:<11} {r.stage:<8} {r.method:<{what}} {r.runs:>5} {r.iterations:>9} {step_ms:>8} "
             f"{r.evals:>9} {r.eval_images:>9} {hours_text(r.gpu_hours):>9} {r.disk_bytes / 1e9:>8.2f}"
             + (f"  ({r.note})" if r.note else "")
         )
@@ -372,6 +392,13 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
     unknown = sorted(set(methods) - set(every))
     if unknown:
         raise ConfigError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(every)}")
+    if given.has("experiment"):  # a published table: its dataset, students and methods
+        table = load_config(Overrides(rest).only("experiment").as_list())
+        datasets = datasets if chosen_datasets is not None else [table.dataset.name]
+        # each student with the table's methods for it (or those given with method=)
+        flags["runs"] = {s: ["baseline", *(methods or m)] for s, m in table.reproduction.runs.items()}
+        methods = methods or list(dict.fromkeys(m for v in table.reproduction.runs.values() for m in v))
+        flags["converted"] = table.reproduction.teacher_file
     chosen = ["baseline", *[m for m in (methods or every) if m != "baseline"]]
     return datasets, chosen, rest, flags
 
@@ -388,10 +415,13 @@ def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str
         calibrate = flags["calibrate"] if flags["calibrate"] is not None else torch.cuda.is_available()
         timing = Calibration(flags["steps"]) if calibrate else FlopEstimate(flags["tflops"])
     rows = []
+    runs = flags.get("runs") or {None: methods}
     for dataset in datasets:
-        overrides = [f"dataset={dataset}", *rest]
-        teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
-        rows += plan_dataset(overrides, methods, timing, teacher_config(teacher_overrides))
+        for i, (student, chosen) in enumerate(runs.items()):
+            overrides = [f"dataset={dataset}", *([f"student={student}"] if student else []), *rest]
+            teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
+            got = plan_dataset(overrides, chosen, timing, teacher_config(teacher_overrides))
+            rows += experiment_rows(got, student if len(runs) > 1 else None, i, flags.get("converted"))
     cfg = load_config([f"dataset={datasets[0]}", *rest])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"
     header = [

@@ -8,6 +8,8 @@ naming the cause and the fix (the entry points print it as one message and exit 
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import socket
 import tempfile
@@ -18,22 +20,42 @@ from urllib.parse import urlparse
 from bench.config.schema import ModelConfig, RunConfig
 from bench.errors import CheckpointError, ConfigError, unwritable_message
 
+log = logging.getLogger("bench")
+_WARNED: set[str] = set()
+
 # How long the one look at the weights' host may take before the weights count as unreachable.
 HUB_TIMEOUT = 5.0
 
 
 def check_run_needs(
-    cfg: RunConfig, splits: Iterable[str], folders: Iterable[str | Path], teacher: bool | None = None
+    cfg: RunConfig,
+    splits: Iterable[str],
+    folders: Iterable[str | Path],
+    teacher: bool | None = None,
+    role: str = "student",
 ) -> None:
     """Every check a run of ``cfg`` needs: its data ``splits``, its teacher checkpoint (``teacher``:
-    None = when the method needs one), the student's pretrained weights and writable ``folders``."""
+    None = when the method needs one), the student's pretrained weights and writable ``folders``.
+    ``role``: what the user calls the trained network (``teacher`` for ``make teacher``, whose
+    network is the run's student), in the messages' overrides."""
     from bench.methods import needs_teacher
 
     check_writable(*folders)
     check_data(cfg, splits)
     if needs_teacher(cfg) if teacher is None else teacher:
         check_teacher(cfg)
-    check_weights(cfg.student, "student")
+    check_weights(cfg.student, role)
+    warn_random_init(cfg, role)
+
+
+def warn_random_init(cfg: RunConfig, role: str = "student") -> None:
+    """One warning line (once per process) when a literature preset trains from random init on
+    real data (:func:`bench.models.official_weights.random_init_warning`)."""
+    from bench.models.official_weights import random_init_warning
+
+    message = random_init_warning(cfg.student, cfg.dataset.name, role)
+    if message:
+        log.warning(message)
 
 
 def check_data(cfg: RunConfig, splits: Iterable[str]) -> None:
@@ -54,6 +76,50 @@ def check_teacher(cfg: RunConfig) -> None:
             f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` or pass "
             "teacher.checkpoint=/path/to/teacher.pt"
         )
+    check_teacher_data(cfg, path)
+
+
+def check_teacher_data(cfg: RunConfig, path: Path) -> None:
+    """The teacher was trained on this copy of the data: each split its checkpoint fingerprinted
+    (:mod:`bench.data.fingerprint`) has the same fingerprint here; else an error naming both.
+
+    A checkpoint written before teachers recorded their data cannot be checked: a warning names it
+    (retraining it records the fingerprint); the runs' own rows still record what they read.
+    """
+    from bench.data.fingerprint import describe, split_fingerprint
+
+    try:
+        stat = path.stat()
+        recorded = _recorded_data(str(path), stat.st_size, stat.st_mtime_ns)
+    except Exception:  # an unreadable checkpoint: loading it names the problem
+        return
+    if not recorded:
+        if str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            log.warning(
+                "teacher checkpoint %s records no data fingerprint (written by an older version): it cannot "
+                "be checked that it was trained on this copy of the data; retrain it to have it checked",
+                path,
+            )
+        return
+    for split, theirs in recorded.items():
+        ours = split_fingerprint(cfg.dataset, split)
+        if ours["sha256"] != theirs.get("sha256"):
+            raise CheckpointError(
+                f"teacher checkpoint {path} was trained on other data: its {split} split is "
+                f"{describe(theirs)}, this run's is {describe(ours)}; "
+                "point dataset.root at the copy it was trained on, or retrain it on this one "
+                f"(`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}`)"
+            )
+
+
+@functools.lru_cache(maxsize=16)
+def _recorded_data(path: str, size: int, mtime_ns: int) -> dict | None:
+    """The data fingerprints a teacher checkpoint records (read once per file version and process:
+    a sweep checks its teacher in the preflight and again in the study's settings)."""
+    from bench.teachers import read_teacher_meta
+
+    return read_teacher_meta(Path(path)).get("data")
 
 
 def check_writable(*folders: str | Path) -> None:

@@ -44,13 +44,15 @@ def train_teacher(cfg: RunConfig) -> dict:
         return row
     weights = torch.load(trainer.out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     trainer.student.load_state_dict(weights)
-    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"])
+    # what it trained on ({split: fingerprint}), compared by bench.preflight.check_teacher
+    data = {cfg.train.split: trainer.data[cfg.train.split]}
+    path = save_teacher(teacher_path(cfg), trainer.student, cfg.teacher, cfg, row["metrics"], data)
     log.info(
         "teacher %s on %s: %s mIoU %.2f, saved to %s",
         cfg.teacher.name,
         cfg.dataset.name,
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         path,
     )
     return row
@@ -61,7 +63,13 @@ def main(overrides: list[str]) -> None:
 
     cfg = teacher_config(overrides)
     # the teacher network is the run's student here: its weights, its data, where it is stored
-    check_run_needs(cfg, (cfg.train.split, cfg.eval.split), (cfg.output_dir, cfg.teachers_dir), teacher=False)
+    check_run_needs(
+        cfg,
+        (cfg.train.split, cfg.eval.split),
+        (cfg.output_dir, cfg.teachers_dir),
+        teacher=False,
+        role="teacher",
+    )
     train_teacher(cfg)
 
 

@@ -19,6 +19,10 @@ def main(overrides: list[str]) -> None:
 
     cfg = load_config(overrides, "run")  # a config error is reported before the trainer's imports
 
+    from bench.preflight import warn_random_init
+
+    warn_random_init(cfg)
+
     from bench.engine.trainer import train_run
 
     row = train_run(cfg)
@@ -29,7 +33,7 @@ def main(overrides: list[str]) -> None:
         cfg.student.name,
         cfg.seed,
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         cfg.output_dir,
     )
 

@@ -47,8 +47,17 @@ class EvalMode(StrEnum):
     slide = "slide"
 
 
+class EvalSelect(StrEnum):
+    """``eval.select``: which checkpoint's scores a run reports (best_on_val: the best of the
+    validations on ``eval.split``, as CIRKD reports; optimistic, flagged by the report)."""
+
+    last = "last"
+    best_on_val = "best_on_val"
+
+
 class BudgetKind(StrEnum):
-    """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
+    """``tune.budget``: what a tuning budget counts (finished trials, or device-seconds: training
+    seconds × a trial's GPUs, or × its worker's CPU threads)."""
 
     trials = "trials"
     time = "time"
@@ -262,6 +271,11 @@ class EvalConfig:
     batch_size: int = 1
     # Scores are reported on the subset of the split's images; 0 = all.
     max_images: int = 0
+    # last: the trained model's scores; best_on_val: the best of validations on eval.split every
+    # select_interval steps and at the end (CIRKD: every 800 of 40k steps, 50 validations) — the
+    # report flags such rows (selected on val), for reproducing a paper's number, not for comparing.
+    select: EvalSelect = EvalSelect.last
+    select_interval: int = 0  # best_on_val: steps between validations; 0 = train.iterations / 50
 
 
 @dataclass
@@ -272,9 +286,9 @@ class TuneConfig:
     only the search space's method dimensions differ.
     """
 
-    budget: BudgetKind = BudgetKind.trials  # finished trials | training seconds
+    budget: BudgetKind = BudgetKind.trials  # finished trials | device-seconds
     trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
-    seconds: float = 3600.0  # budget=time: training seconds per study
+    seconds: float = 3600.0  # budget=time: device-seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = ⌈a quarter of a trial⌉
     # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).
@@ -306,6 +320,9 @@ class TuneConfig:
     fidelity_dir: str = "results/fidelity"
     repeats: int = 1  # independent studies per method (make sweep runs repeats 0 .. repeats-1)
     repeat: int = 0  # this study's repeat: sampler and hold-out seeds derived from (seed, repeat)
+    # A worker whose code differs from its study's is refused; true: it joins, the mix is recorded in
+    # the study and flagged by the report (bench.tune.study._code).
+    allow_mixed_code: bool = False
 
 
 @dataclass
@@ -339,6 +356,24 @@ class LoggerConfig:
 
 
 @dataclass
+class ReproductionConfig:
+    """What a run reproduces: labels only, never part of the config hash (the settings they stand for
+    are in the other groups). ``conf/protocol/<name>.yaml`` sets ``protocol``; ``experiment=<name>``
+    (``conf/experiment/``) sets the rest. The report matches ``dataset``, student, teacher and
+    ``protocol`` against the published results (``conf/published/``, :mod:`bench.report.published`)."""
+
+    protocol: str | None = None  # the protocol preset the run was composed with (null: none)
+    experiment: str | None = None  # the experiment preset (null: none)
+    paper: str | None = None  # the paper whose table the experiment reproduces (conf/published/<paper>.yaml)
+    # make reproduce: every student of that table (the first is the default) → its KD method presets
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    codebase: str | None = None  # the official code whose teacher file `bench.convert` reads (cirkd)
+    teacher_file: str | None = None  # the official teacher checkpoint's file name
+    backbones: dict[str, str] = field(default_factory=dict)  # student preset → ImageNet backbone file name
+    downloads: dict[str, str] = field(default_factory=dict)  # file name → URL (the official README's)
+
+
+@dataclass
 class RunConfig:
     """One training run: dataset × student × (teacher) × method under a train and eval protocol."""
 
@@ -351,6 +386,7 @@ class RunConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    reproduction: ReproductionConfig = field(default_factory=ReproductionConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = MISSING
@@ -362,6 +398,7 @@ class RunConfig:
 # Keys that do not change what a run computes; left out of the config hash.
 NON_SEMANTIC_KEYS = (
     "tune",
+    "reproduction",
     "launcher",
     "logger",
     "output_dir",

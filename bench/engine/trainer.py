@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from bench.config.compose import config_hash, to_dict
 from bench.config.schema import RunConfig
+from bench.data.fingerprint import fingerprint
 from bench.data.pipeline import AugmentedView, TrainBatchSampler, make_loader
 from bench.data.splits import build_split
 from bench.engine import distributed
@@ -39,12 +40,13 @@ from bench.engine.checkpoint import (
 )
 from bench.engine.meters import LossMeter, Timing, TrainingClock
 from bench.engine.schedule import Schedule
+from bench.engine.selection import BestOnVal, last_record, select_interval
 from bench.engine.step import PRECISIONS, TrainingStep
 from bench.errors import BenchError
 from bench.evaluation import Metrics, eval_loader, evaluate
 from bench.methods import needs_teacher
 from bench.models import build_model, count_parameters
-from bench.results import environment, write_row
+from bench.results import METRICS_UNIT, environment, write_row
 from bench.teachers import load_teacher
 from bench.tracking import RunInfo, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
@@ -56,6 +58,7 @@ from bench.utils.runtime import (
     seed_everything,
     set_rng_state,
 )
+from bench.utils.units import FRACTION, to_percent
 
 log = logging.getLogger("bench")
 
@@ -86,6 +89,8 @@ class Trainer:
         ds = cfg.dataset
         self.train_set = build_split(ds, cfg.train.split)
         self.eval_set = build_split(ds, cfg.eval.split)
+        # what this run reads, by content (bench.data.fingerprint): recorded in its row and a teacher
+        self.data = {cfg.train.split: fingerprint(self.train_set), cfg.eval.split: fingerprint(self.eval_set)}
         self._eval_loader: DataLoader | None = None
         self.student = build_model(cfg.student, ds.num_classes, role="student").to(self.device)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -117,6 +122,8 @@ class Trainer:
         self.objective, self.teacher = step.objective, step.teacher
         self.optimizer, self.scheduler, self.scaler = step.optimizer, step.scheduler, step.scaler
 
+        interval = select_interval(cfg)  # eval.select=best_on_val: the best of periodic validations
+        self.selection = BestOnVal(str(cfg.eval.split), interval) if interval else None
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.timing = Timing()
@@ -138,7 +145,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
+            "metrics_unit": METRICS_UNIT,  # of history's val_miou
             "timing": [self.timing.train_seconds, self.timing.step_seconds, self.timing.timed_steps],
+            "selection": self.selection.state_dict() if self.selection else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -149,8 +158,14 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.history = state["history"]
+        unit = state.get("metrics_unit", FRACTION)  # checkpoints before the unit was recorded: fractions
+        self.history = [
+            {**h, "val_miou": to_percent(h["val_miou"], unit)} if "val_miou" in h else h
+            for h in state["history"]
+        ]
         self.timing = Timing(*state["timing"])
+        if self.selection and state.get("selection"):
+            self.selection.load_state_dict(state["selection"])
 
     # ------------------------------------------------------------------ run
     def fit(self) -> dict[str, Any]:
@@ -183,12 +198,14 @@ class Trainer:
                     f"{checkpoint_path(self.out)}. Fix the cause and rerun the same command with "
                     "resume=true: it evaluates the saved model without training again."
                 ) from None
+            weights = self.student.state_dict()
+            if self.selection is not None:  # the reported scores and model.pt: the best validation's
+                self.selection.offer(self.step, metrics, self.student)
+                metrics, weights = self.selection.best(), self.selection.weights
             row = self._result_row(metrics, time.perf_counter() - wall_start)
             if not self.dist.is_main:
                 return row
-            save_torch_atomic(
-                self.out / "model.pt", {"state_dict": self.student.state_dict(), "config_hash": self.hash}
-            )
+            save_torch_atomic(self.out / "model.pt", {"state_dict": weights, "config_hash": self.hash})
             return write_row(self.out, row)
         finally:
             for cb in self.callbacks:
@@ -261,9 +278,10 @@ class Trainer:
                     clock.lap(self.step, due.final)
                     entry = self._log(means)
                     bar.set_postfix(loss=f"{entry['loss']:.4f}", refresh=False)
-                if due.validate:
+                select = self.selection is not None and self.step % self.selection.interval == 0
+                if due.validate or (select and not due.final):  # the final one is fit()'s evaluation
                     with clock.paused():
-                        self._intermediate_validation()
+                        self._intermediate_validation(due.validate, select)
                 if due.checkpoint and self.dist.is_main:
                     with clock.paused():
                         save_checkpoint(self.out, self.state_dict())
@@ -299,12 +317,17 @@ class Trainer:
         loss terms (``objective.part_names``) on the device, without waiting for it."""
         return self.training_step(images, labels, step)
 
-    def _intermediate_validation(self) -> None:
+    def _intermediate_validation(self, callbacks: bool = True, select: bool = False) -> None:
+        """A validation on ``eval.split``: for the callbacks (``train.val_interval``) and/or for
+        ``eval.select=best_on_val`` (``select``)."""
         metrics = self.validate()
-        self.history.append({"step": self.step, "val_miou": metrics.miou})
+        self.history.append({"step": self.step, "val_miou": 100 * metrics.miou})
         log.debug("step %d: %s mIoU %.2f", self.step, self.cfg.eval.split, 100 * metrics.miou)
-        for cb in self.callbacks:
-            cb.on_validation(self.step, metrics)
+        if select:
+            self.selection.offer(self.step, metrics, self.student)
+        if callbacks:
+            for cb in self.callbacks:
+                cb.on_validation(self.step, metrics)
 
     def _result_row(self, metrics: Metrics, wall: float) -> dict[str, Any]:
         cfg = self.cfg
@@ -324,11 +347,15 @@ class Trainer:
             "seed": cfg.seed,
             "split": cfg.eval.split,
             "train_split": cfg.train.split,
-            "metrics": {**metrics.as_dict(), "class_names": names},
-            "metrics_unit": "fraction",  # miou 0.4123 = 41.23 %: what is printed, tabled and drawn
+            "metrics": {**metrics.in_percent(), "class_names": names},
+            "metrics_unit": METRICS_UNIT,  # miou 41.23 (%), as printed, tabled and drawn
+            # training and evaluation autocast dtype (fp32: none), and which checkpoint's scores these are
+            "precision": str(cfg.train.precision),
+            "selection": self.selection.record() if self.selection else last_record(),
             "config_hash": self.hash,
             "config": to_dict(cfg),
             "teacher_checkpoint": self.teacher_info,
+            "data": self.data,
             "model": {
                 "params_total": total,
                 "params_active": active,

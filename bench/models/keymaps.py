@@ -125,9 +125,77 @@ def segmentation_map(codebase: str, encoder: str) -> Callable[[str], str | None]
     return mapped
 
 
+_CLASSIFIERS = {
+    "cirkd": ("head.block.4.weight", "head.classifier.weight"),  # DeepLabV3, PSPNet
+    "mmseg": ("decode_head.conv_seg.weight",),
+}
+_SEGMENTATION_PREFIXES = {
+    "cirkd": ("pretrained.", "head.", "auxlayer."),
+    "mmseg": ("backbone.", "decode_head.", "auxiliary_head."),
+}
+_BACKBONE_PREFIXES = ("conv1.", "bn1.", "layer1.", "features.", "stem.")  # ResNet v1s/V1c, MobileNetV2
+
+
 def classifier_key(codebase: str, keys: set[str]) -> str | None:
     """The key of the classifier weight (its rows are the classes) in a ``codebase`` checkpoint."""
-    for key in ("head.block.4.weight", "head.classifier.weight", "decode_head.conv_seg.weight"):
-        if key in keys:
-            return key
+    return next((k for k in _CLASSIFIERS[codebase] if k in keys), None)
+
+
+def layout_of(keys: set[str]) -> str | None:
+    """Whose state dict ``keys`` look like: ``cirkd`` or ``mmseg`` (a segmentation network),
+    ``backbone`` (an ImageNet backbone file, no head), ``segkd`` (this project's network) or None."""
+    if any(k.startswith("net.encoder.") for k in keys):
+        return "segkd"
+    for codebase, prefixes in _SEGMENTATION_PREFIXES.items():
+        if any(k.startswith(prefixes[1]) for k in keys) and any(k.startswith(prefixes[0]) for k in keys):
+            return codebase
+    if any(k.startswith(_BACKBONE_PREFIXES) for k in keys):
+        return "backbone"
     return None
+
+
+def official_key_map(codebase: str, encoder: str, arch: str) -> Callable[[str], str]:
+    """The inverse of :func:`segmentation_map` for ResNet networks: a Segmenter key → the key the
+    codebase's checkpoint holds (to write files laid out as that codebase saves them, e.g. in tests).
+    ``arch``: the preset's (``cirkd_deeplabv3``, ``cirkd_pspnet``, ``mmseg_*``). A key without an
+    official place raises ``KeyError``; every result maps back onto ``key`` (checked)."""
+    if "mobilenetv2" in encoder:
+        raise ValueError("official_key_map: ResNet encoders only")
+    stem = {new: old for old, new in (_CIRKD_STEM if codebase == "cirkd" else _MMSEG_STEM).items()}
+    if codebase == "cirkd":
+        classifier = "head.classifier." if arch == "cirkd_pspnet" else "head.block.4."
+        heads = [
+            ("net.segmentation_head.0.", classifier),
+            ("net.decoder.", "head."),
+            ("aux_head.", "auxlayer."),
+        ]
+        prefix = "pretrained."
+    else:
+        heads = [(new, old) for old, new in (
+            ("decode_head.conv_seg.", "net.segmentation_head.0."),
+            ("decode_head.", "net.decoder."),
+            ("auxiliary_head.convs.0.conv.", "aux_head.block.0."),
+            ("auxiliary_head.convs.0.bn.", "aux_head.block.1."),
+            ("auxiliary_head.conv_seg.", "aux_head.block.4."),
+        )]  # fmt: skip
+        prefix = "backbone."
+    forward = segmentation_map(codebase, encoder)
+
+    def official(key: str) -> str:
+        found = None
+        if key.startswith("net.encoder.model."):
+            inner = key[len("net.encoder.model.") :]
+            if inner.startswith("layer"):
+                found = prefix + inner
+            for new, old in sorted(stem.items(), key=lambda kv: -len(kv[0])):
+                if found is None and inner.startswith(new + "."):
+                    found = prefix + old + inner[len(new) :]
+        else:
+            for new, old in heads:
+                if found is None and key.startswith(new):
+                    found = old + key[len(new) :]
+        if found is None or forward(found) != key:
+            raise KeyError(f"{key} has no place in a {codebase} checkpoint")
+        return found
+
+    return official

@@ -13,6 +13,8 @@ import shutil
 
 import pandas as pd
 
+from bench.report.published import lines as published_lines
+
 # (column of the comparison table, heading, format); mIoU columns are in percent
 SHOWN = [
     ("method", "method", "{}"),
@@ -75,4 +77,5 @@ def console_tables(tables: dict[str, pd.DataFrame], width: int | None = None) ->
                 out.append("  ".join(cells).rstrip())
             if keep < len(heads):
                 out.append(f"(not shown at this width: {', '.join(heads[keep:])}; see tables/)"[:width])
+            out.extend(published_lines(part))
     return "\n".join(out)

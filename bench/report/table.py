@@ -20,7 +20,10 @@ import pandas as pd
 
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
-from bench.report import finals_terms
+from bench.report import finals_terms, identity_terms, published
+from bench.report.compute_check import compute_problems
+from bench.report.pruning import pruned_problem
+from bench.report.selection import selection_problems
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
@@ -64,6 +67,9 @@ EXTRA = [
     "settings_hash",
     "teacher_sha256",
     "code",
+    "protocol",  # the protocol preset of the finals (reproduction.protocol), "" for none
+    *published.COLUMNS,  # the published result of this comparison (bench.report.published), NaN: none
+    "published_source",
 ]
 # Study settings that must be identical for every method of a comparison.
 SHARED_SETTINGS = (
@@ -80,7 +86,17 @@ SHARED_SETTINGS = (
 
 
 # What :mod:`bench.report.finals_terms` compares of each final besides its config.
-FINAL_FACTS = ("config", "threads", "device_name", "commit", "dirty", "diff_sha256", "weights_sha256")
+FINAL_FACTS = (
+    "config",
+    "threads",
+    "device_name",
+    "commit",
+    "dirty",
+    "diff_sha256",
+    "weights_sha256",
+    "data",
+    "selection",
+)
 
 
 class ReportError(BenchError):
@@ -126,7 +142,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "teacher": row["teacher"],
                 "method": row["method"],
                 "seed": row["seed"],
-                "miou": 100 * row["metrics"]["miou"],
+                "miou": row["metrics"]["miou"],  # percent: read_row converts rows in fractions
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
                 "budget": Budget.from_dict(_budget(tuning)).label,
@@ -143,6 +159,8 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "dirty": (env.get("git") or {}).get("dirty"),
                 "diff_sha256": (env.get("git") or {}).get("diff_sha256"),
                 "weights_sha256": (row.get("model") or {}).get("encoder_weights_sha256"),
+                "data": row.get("data"),  # {split: fingerprint} (bench.report.identity_terms)
+                "selection": row.get("selection"),  # older rows: none, the last model's scores
             }
         )
     return pd.DataFrame.from_records(records)
@@ -249,6 +267,7 @@ def comparison(
             rows = aggregate_repeats(per_repeat)
         _flag_non_finite(rows, members)
         out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, holm_family(rows), strict=True))
+    published.add_columns(out, runs)
     return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
 
 
@@ -381,8 +400,8 @@ def aggregate_repeats(per_repeat: dict[int, list[MethodResult]]) -> list[dict[st
         if not is_base and base:
             row.update(
                 _crossover_columns(
-                    [_percents(base[k].holdout_values) for k in sorted(base)],
-                    [_percents(results[k].holdout_values) for k in sorted(results)],
+                    [base[k].holdout_values for k in sorted(base)],
+                    [results[k].holdout_values for k in sorted(results)],
                 )
             )
         out.append(row)
@@ -438,13 +457,13 @@ def _result(
         "pruned_frac": tuning.get("pruned", 0) / tuning["trials"] if tuning["trials"] else nan,
         "step_time_ms": part["step_time_ms"].mean(),
         "peak_mem_mb": part["peak_mem_mb"].max(),
-        "teacher_miou": _percent(tuning.get("teacher_miou")),
+        "teacher_miou": _or_nan(tuning.get("teacher_miou")),
         # an improvement within one seed sd of the finals is noise, not under-tuning
-        "undertuned": undertuned(tuning["best_so_far"], min_gain=0.0 if math.isnan(std) else std / 100),
+        "undertuned": undertuned(tuning["best_so_far"], min_gain=0.0 if math.isnan(std) else std),
         "extra_dims": " ".join(space.get("method") or {}),
         "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else ci),
-        "holdout_miou": _percent(tuning["holdout_miou"]),
-        "default_holdout_miou": _percent(tuning.get("literature_default_miou")),
+        "holdout_miou": _or_nan(tuning["holdout_miou"]),
+        "default_holdout_miou": _or_nan(tuning.get("literature_default_miou")),
         "budget": part["budget"].iloc[0],
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
@@ -472,11 +491,11 @@ def add_crossover(results: list[MethodResult]) -> None:
     base = next((m for m in results if m.method == "baseline"), None)
     for m in results:
         if m is not base and base is not None:
-            m.row.update(_crossover_columns([_percents(base.holdout_values)], [_percents(m.holdout_values)]))
+            m.row.update(_crossover_columns([base.holdout_values], [m.holdout_values]))
 
 
-def _percent(value: float | None) -> float:
-    return math.nan if value is None else 100 * value
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> list[list[str]]:
@@ -485,8 +504,10 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
     Checked: the study's own budget (met; trials exactly; time within one trial per worker), the
     literature default among the counted trials, the teacher the finals used; against the
     baseline: every setting of :data:`SHARED_SETTINGS`, the shared search space by content, the
-    method's own dimensions (``method.*`` only), the realised budget (trials exactly; seconds
-    within one trial per worker of each study), the final seeds; across the KD methods: one teacher
+    method's own dimensions (``method.*`` only), the realised budget (trials exactly; device-seconds
+    within one trial per worker of each study), for time budgets the compute the trials ran on
+    (:mod:`bench.report.compute_check`), the pruned fractions (:mod:`bench.report.pruning`), the
+    final seeds; across the KD methods: one teacher
     checkpoint. The finals themselves (:mod:`bench.report.finals_terms`): each final's composed
     config and threads against the baseline's finals and among the method's own, and one clean code
     version for the comparison (or ``allow_mixed_code``, recorded in the ``code`` column).
@@ -496,7 +517,7 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
     everyone = [f for m in results for f in m.finals]
     out = []
     for m in results:
-        problems = _own_problems(m)
+        problems = _own_problems(m) + selection_problems(m.finals)
         uneven = finals_terms.among_themselves(m.finals, m.tuned_keys)
         if uneven:
             problems.append(f"the finals differ among themselves: {uneven}")
@@ -506,6 +527,7 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
             m.row["code"] = f"mixed, allowed: {m.row['code']}"
         elif code:
             problems.append(code)
+        problems.extend(_identity_problems(m, base, allow_mixed_code))
         if base is None:
             problems.append("no tuned baseline")
         elif m is not base:
@@ -518,6 +540,30 @@ def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> 
             problems.append(f"teacher checkpoints differ across the KD methods ({listed})")
         out.append(problems)
     return out
+
+
+def _identity_problems(m: MethodResult, base: MethodResult | None, allow_mixed_code: bool) -> list[str]:
+    """Data read and code run (:mod:`bench.report.identity_terms`): against the baseline and within."""
+    problems = []
+    uneven = identity_terms.data_among_themselves(m.finals)
+    if uneven:
+        problems.append(f"data differs among the finals: {uneven}")
+    retrained = identity_terms.against_study(m.finals, m.tuning[0]["settings"])
+    if retrained:
+        problems.append(f"data differs from the study's: {retrained}")
+    if base is not None and m is not base:
+        differ = identity_terms.data_differences(
+            m.finals, base.finals, m.tuning[0]["settings"], base.tuning[0]["settings"]
+        )
+        if differ:
+            problems.append(f"data differs: {differ}")
+    mixed = identity_terms.study_code(m.tuning[0])
+    if mixed and allow_mixed_code:
+        finals = m.row["code"].removeprefix("mixed, allowed: ")
+        m.row["code"] = f"mixed, allowed: study {'; '.join(m.tuning[0]['code_versions'])}; finals {finals}"
+    elif mixed:
+        problems.append(mixed)
+    return problems
 
 
 def _own_problems(m: MethodResult) -> list[str]:
@@ -579,6 +625,11 @@ def _against_baseline(m: MethodResult, base_result: MethodResult) -> list[str]:
                 f"{t['tune_seconds']:.0f} s of training vs the baseline's {b['tune_seconds']:.0f} s "
                 f"(more than one trial per worker apart: {tol:.0f} s)"
             )
+    if r["budget_kind"] == "time" == base["budget_kind"]:  # equal device-seconds need equal compute
+        problems.extend(compute_problems(t.get("compute"), b.get("compute")))
+    pruned = pruned_problem(t, b)
+    if pruned:
+        problems.append(pruned)
     if sorted(m.scores) != sorted(base_result.scores):
         problems.append("seeds differ from the baseline's")
     return problems
@@ -619,6 +670,9 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
     md = shown.to_markdown(index=False, floatfmt=".2f")
     md += f"\n\n{HOLM_FAMILY}."
+    read_against = published.lines(table)
+    if read_against:
+        md += "\n\nPublished results beside ours:\n\n" + "\n".join(f"- {line}" for line in read_against)
     lines = flags(table)
     if lines:
         head = "**WARNING: flagged comparisons (see budget_check and undertuned):**\n\n"
@@ -648,10 +702,6 @@ def _studies(runs: pd.DataFrame) -> list[tuple[tuple, str, int, dict[str, Any]]]
     return out
 
 
-def _percents(values: Sequence[float | None]) -> list[float | None]:
-    return [None if v is None else 100 * v for v in values]
-
-
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
     """Best-so-far hold-out mIoU (%) per counted trial (slot order), per (dataset, student, teacher,
     budget) and method (first repeat); the baseline in every teacher's group."""
@@ -659,7 +709,7 @@ def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None
     curves: dict[tuple, dict[str, list[float | None]]] = {}
     for key, method, repeat, tuning in _studies(runs):
         if repeat == first:
-            curves.setdefault(key, {})[method] = _percents(tuning["best_so_far"])
+            curves.setdefault(key, {})[method] = list(tuning["best_so_far"])
     return curves
 
 
@@ -672,5 +722,5 @@ def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float |
     out: dict[tuple, dict[str, list[list[float | None]]]] = {}
     for key, method, _, tuning in _studies(runs):
         if tuning.get("holdout_values"):
-            out.setdefault(key, {}).setdefault(method, []).append(_percents(tuning["holdout_values"]))
+            out.setdefault(key, {}).setdefault(method, []).append(list(tuning["holdout_values"]))
     return out

@@ -33,6 +33,7 @@ FACTS = (
     "trials",
     "pruned",
     "tune_seconds",
+    "compute",
     "budget_met",
     "literature_default_counted",
     "literature_default_miou",
@@ -41,6 +42,7 @@ FACTS = (
     "holdout_miou",
     "best_so_far",
     "holdout_values",
+    "code_versions",
 )
 
 

@@ -29,6 +29,7 @@ from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.compute_record import COMPUTE, trial_compute
 from bench.tune.journal import StorageError
 from bench.tune.outcome import LeaseLostError, Then, classify
 from bench.tune.recovery import failures_against_limit
@@ -37,6 +38,7 @@ from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration, study_status
 from bench.tune.trial_config import study_config, trial_config, trial_values
 from bench.utils.signals import signals_deferred
+from bench.utils.units import PERCENT, from_percent
 from bench.workers.launch import launch
 from bench.workers.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.workers.processes import Worker
@@ -93,15 +95,18 @@ class TrialProgress(Callback):
 
 
 class PruningCallback(Callback):
-    """Reports intermediate hold-out mIoU to Optuna and stops the trial when the pruner says so."""
+    """Reports intermediate hold-out mIoU to Optuna (in the unit of the study's values, ``unit``) and
+    stops the trial when the pruner says so."""
 
-    def __init__(self, trial: Trial) -> None:
+    def __init__(self, trial: Trial, unit: str = PERCENT) -> None:
         self.trial = trial
+        self.unit = unit
 
     def on_validation(self, step: int, metrics: Metrics) -> None:
-        self.trial.report(metrics.miou, step)
+        percent = 100 * metrics.miou
+        self.trial.report(from_percent(percent, self.unit), step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {100 * metrics.miou:.2f})")
+            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {percent:.2f})")
 
 
 def make_sampler(cfg: RunConfig, seed: int) -> optuna.samplers.BaseSampler:
@@ -230,7 +235,8 @@ class Sweep:
         if outcome.then is Then.DROP:
             log.warning("trial %d %s; dropping it", trial.number, outcome.message)
         else:
-            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost(), outcome.value)
+            code = {"code": st.trial_code(st.code_version())}  # the version that ran it (cached per process)
+            self._finish(trial, outcome.state, outcome.user_attrs() | attempt.cost() | code, outcome.value)
         if outcome.then is not Then.NEXT or not self.cfg.tune.keep_trial_checkpoints:
             attempt.discard()
         if outcome.then is Then.STOP_STUDY:
@@ -248,7 +254,10 @@ class Sweep:
         trial's outcome). The one place where a trial trains."""
         cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
         progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
-        callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
+        callbacks = [LeaseCallback(lease), PruningCallback(trial, st.value_unit(self.study)), progress]
+        # what it runs on, stored before it trains: a running trial's elapsed time counts ×devices
+        attempt.compute = trial_compute(cfg)
+        trial.set_user_attr(COMPUTE, attempt.compute)
         attempt.trainer = trial_trainer(cfg, callbacks, f"trial {trial.number}")  # N GPUs: torchrun
         return attempt.trainer.fit()
 
@@ -259,8 +268,8 @@ class Sweep:
             with signals_deferred():  # a SIGTERM now must not leave the trial half-told
                 for key, val in attrs.items():
                     trial.set_user_attr(key, val)
-                if state == TrialState.COMPLETE:
-                    self.study.tell(trial, value)
+                if state == TrialState.COMPLETE:  # value: hold-out mIoU in percent
+                    self.study.tell(trial, st.study_value(self.study, value))
                 else:
                     self.study.tell(trial, state=state)
                     st.enqueue_replacement(self.study, trial.number)  # same slot; the default stays counted
@@ -275,12 +284,13 @@ class Sweep:
         last = next(tr for tr in self.study.get_trials(deepcopy=False) if tr.number == number)
         done = len(t.counted)
         try:  # hold-out mIoU in percent, the unit of every table
-            best = f"{100 * self.study.best_value:.2f} (#{self.study.best_trial.number})"
+            best_value, last_value = st.in_percent(self.study, [self.study.best_value, last.value])
+            best = f"{best_value:.2f} (#{self.study.best_trial.number})"
         except ValueError:
-            best = "-"
+            best, last_value = "-", st.in_percent(self.study, [last.value])[0]
         value = (
-            f"{100 * last.value:.2f}"
-            if last.value is not None
+            f"{last_value:.2f}"
+            if last_value is not None
             else (st.fail_reason(last) or last.state.name.lower())
         )
         if tune.budget == "trials":
@@ -302,12 +312,21 @@ class TrialAttempt:
 
     start: float = field(default_factory=time.perf_counter)
     trainer: Trainer | None = None  # set once the trial's config is built and its trainer set up
+    compute: dict[str, Any] = field(default_factory=dict)  # bench.tune.compute_record.trial_compute
 
     def cost(self) -> dict[str, float]:
-        return {
-            "train_seconds": self.trainer.train_seconds if self.trainer else 0.0,
+        """Training and wall seconds, device-seconds (what a time budget counts) and, where the
+        trainer timed steps, the trial's step time (a pruned trial's too)."""
+        train = self.trainer.train_seconds if self.trainer else 0.0
+        out = {
+            "train_seconds": train,
             "wall_seconds": time.perf_counter() - self.start,
+            "device_seconds": train * self.compute.get("devices", 1),
         }
+        timing = getattr(self.trainer, "timing", None)  # a multi-GPU trial's comes with its row
+        if timing is not None and timing.timed_steps:
+            out["step_time_ms"] = 1000 * timing.step_time
+        return out
 
     def discard(self) -> None:
         """Remove the trial's checkpoints and model (its result row stays)."""

@@ -6,13 +6,14 @@ Read from the storage alone, so it works from any machine that reaches it, while
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
 
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
+from bench.tune.compute_record import describe, devices, study_compute
 
 
 @dataclass
@@ -23,19 +24,20 @@ class StudyStatus:
     running: int
     stale: int  # running trials whose lease has expired (failed at the next worker's claim)
     failed: int  # uncounted failures (crashes, OOM, stale, interrupted)
-    best: float | None  # hold-out mIoU, a fraction (printed in percent)
+    best: float | None  # hold-out mIoU in percent
     best_trial: int | None
     eta_seconds: float | None  # at the pace of the counted trials, with the workers now running
     stopped: bool = False  # budget left and no live worker: no ETA, the sweep must be rerun
+    compute: dict = field(default_factory=dict)  # bench.tune.compute_record.study_compute
 
     def line(self) -> str:
-        best = f"{100 * self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
+        best = f"{self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
         eta = "-" if self.eta_seconds is None else duration(self.eta_seconds) if self.eta_seconds else "done"
         if self.stopped:
             eta = "- (stopped: no worker running; rerun the sweep command to go on)"
         return (
             f"{self.name}: {self.target} counted, {self.running} running, {self.stale} stale, "
-            f"{self.failed} failed | best {best} | ETA {eta}"
+            f"{self.failed} failed | best {best} | ETA {eta} | {describe(self.compute)}"
         )
 
 
@@ -51,10 +53,12 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
     walls = [c.user_attrs.get("wall_seconds", 0.0) for c in t.counted]
     pace = sum(walls) / len(walls) if walls else None
     eta: float | None
-    if budget.get("kind") == "time":
-        target = f"{t.seconds:.0f}/{budget['seconds']:.0f}s"
+    if budget.get("kind") == "time":  # device-seconds (bench.tune.compute_record)
+        target = f"{t.seconds:.0f}/{budget['seconds']:.0f} device-s"
         left = max(budget["seconds"] - t.seconds, 0.0)
-        eta = 0.0 if left == 0 else (left / max(live, 1))
+        # the live trials spend device-seconds at their devices' rate
+        rate = sum(devices(r) for r in t.running if hb.stale_reason(r, grace, now) is None)
+        eta = 0.0 if left == 0 else (left / max(rate, 1))
     else:
         total = budget.get("trials") or 0
         target = f"{len(t.counted)}/{total}"
@@ -69,10 +73,11 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
         len(t.running),
         stale,
         t.uncounted_failures,
-        best.value if best else None,
+        st.in_percent(study, [best.value])[0] if best else None,
         best.number if best else None,
         eta,
         stopped=live == 0 and left > 0,
+        compute=study_compute(t.counted),
     )
 
 

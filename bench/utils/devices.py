@@ -6,8 +6,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def available_cpus() -> int:
@@ -89,3 +94,51 @@ def _gpu_sets(
     return [
         WorkerSlot((f"device=cuda:{i // workers_per_gpu * gpus_per_trial}",), threads) for i in range(workers)
     ]
+
+
+def device_name(device: torch.device) -> str:
+    """The model of the device a run trains on: the GPU's name, or the CPU's model (``/proc/cpuinfo``)."""
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+# The probe: a fixed fp32 matrix product, the same whatever the method, so its time says how fast the
+# device (with this process's threads and the machine's load) is, not how costly a method is.
+PROBE_SIZE = {"cpu": 512, "cuda": 2048}
+PROBE_REPEATS = 5
+
+
+def probe_ms(device: torch.device) -> float:
+    """Milliseconds of one fixed matrix product on ``device`` (median of :data:`PROBE_REPEATS`, after
+    one warm-up): a method-independent measure of the compute a trial ran on (~50 ms on a CPU core)."""
+    import time
+
+    import torch
+
+    n = PROBE_SIZE["cuda" if device.type == "cuda" else "cpu"]
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(n, n, generator=gen).to(device)
+    b = torch.rand(n, n, generator=gen).to(device)
+    times = []
+    for i in range(PROBE_REPEATS + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:  # the first is warm-up (allocation, kernel selection)
+            times.append(1000 * (time.perf_counter() - start) / 4)
+    return float(sorted(times)[len(times) // 2])

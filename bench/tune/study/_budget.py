@@ -11,9 +11,10 @@ Budget accounting: what counts toward a study's budget, trial slots, and budgets
   rank among counted-or-running trials (trial numbers are assigned atomically by the storage); a
   trial ranked beyond the budget is discarded before it trains, so concurrent workers — on one
   machine or many — never overshoot.
-- ``budget=time``: new trials start while the counted trials' training seconds plus the running
-  trials' elapsed time stay below ``tune.seconds``; the overshoot is at most one trial per worker
-  and the realised seconds are recorded.
+- ``budget=time``: new trials start while the counted trials' device-seconds plus the running
+  trials' elapsed device-seconds stay below ``tune.seconds``; the overshoot is at most one trial per
+  worker and the realised device-seconds are recorded. Device-seconds are training seconds × the
+  devices a trial held (its GPUs, or its worker's CPU threads; :mod:`bench.tune.compute_record`).
 
 Trial slots (common random numbers). "Trial k" of a study is its k-th *slot*, not its Optuna trial
 number: slot 0 is the literature default; every trial Optuna creates fresh takes the next slot (its
@@ -44,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bench.config.budget import Budget
 from bench.config.schema import TuneConfig
 from bench.errors import ConfigError, NoCompletedTrialError
+from bench.tune.compute_record import COMPUTE, devices, study_compute
 
 COUNTED_FAILURES = frozenset({"nonfinite"})
 # A user's mistake (data, weights, a checkpoint, a full disk): stops the study; never counted against
@@ -94,7 +96,16 @@ class Tally:
 
     @property
     def seconds(self) -> float:
-        return sum(t.user_attrs.get("train_seconds", 0.0) for t in self.counted)
+        """The counted trials' device-seconds (what a time budget counts)."""
+        return sum(spent_seconds(t) for t in self.counted)
+
+
+def spent_seconds(trial: FrozenTrial) -> float:
+    """What a trial spent of a time budget: its device-seconds (training seconds × its devices; a
+    trial of an older version, without the record: its training seconds)."""
+    if "device_seconds" in trial.user_attrs:
+        return float(trial.user_attrs["device_seconds"])
+    return float(trial.user_attrs.get("train_seconds", 0.0))
 
 
 def fail_reason(trial: FrozenTrial) -> str | None:
@@ -164,15 +175,15 @@ def prefix(study: optuna.Study, budget: Budget) -> list[FrozenTrial]:
         if budget.kind == "time" and spent >= budget.amount:
             break
         out.append(counted[slot])
-        spent += counted[slot].user_attrs.get("train_seconds", 0.0)
+        spent += spent_seconds(counted[slot])
     return out
 
 
 def prefix_met(trials: list[FrozenTrial], budget: Budget) -> bool:
-    """Whether a prefix spends its whole budget (N trials; at least the budget's seconds)."""
+    """Whether a prefix spends its whole budget (N trials; at least the budget's device-seconds)."""
     if budget.kind == "trials":
         return len(trials) >= budget.amount
-    return sum(t.user_attrs.get("train_seconds", 0.0) for t in trials) >= budget.amount
+    return sum(spent_seconds(t) for t in trials) >= budget.amount
 
 
 def enqueue_discarded_slots(study: optuna.Study, tune: TuneConfig) -> int:
@@ -238,10 +249,12 @@ def enqueue_missing_replacements(study: optuna.Study) -> int:
 
 
 def record_realised_budget(study: optuna.Study) -> dict[str, Any]:
-    """Store what the study has spent (counted trials, training seconds, uncounted failures)."""
+    """Store what the study has spent (counted trials, device-seconds, uncounted failures) and the
+    compute its counted trials ran on (:func:`bench.tune.compute_record.study_compute`)."""
     t = tally(study)
     realised = {"trials": len(t.counted), "seconds": t.seconds, "uncounted_failures": t.uncounted_failures}
     study.set_user_attr("realised_budget", realised)
+    study.set_user_attr(COMPUTE, study_compute(t.counted))
     return realised
 
 
@@ -253,7 +266,7 @@ def budget_left(study: optuna.Study, tune: TuneConfig, now: float) -> bool:
         taken = {key[t.number][0] for t in trials if t.state == TrialState.RUNNING or is_counted(t)}
         return sum(1 for s in taken if s < tune.trials) < tune.trials
     t = tally(study)
-    running = sum(now - r.datetime_start.timestamp() for r in t.running if r.datetime_start)
+    running = sum((now - r.datetime_start.timestamp()) * devices(r) for r in t.running if r.datetime_start)
     return t.seconds + running < tune.seconds
 
 
@@ -311,7 +324,7 @@ def seconds_tolerance(study: optuna.Study) -> float:
     """How far a time budget may be overshot: one trial per concurrent worker.
 
     The largest number of trials that ran at the same time times the longest counted trial's
-    training seconds (the protocol's bound; the report checks realised seconds against it).
+    device-seconds (the protocol's bound; the report checks realised device-seconds against it).
     """
     trials = [
         t
@@ -326,5 +339,5 @@ def seconds_tolerance(study: optuna.Study) -> float:
     for _, step in events:  # ends sort before starts at equal times
         concurrent += step
         peak = max(peak, concurrent)
-    longest = max((t.user_attrs.get("train_seconds", 0.0) for t in tally(study).counted), default=0.0)
+    longest = max((spent_seconds(t) for t in tally(study).counted), default=0.0)
     return max(peak, 1) * longest

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.config.compose import hash_without, load_config, to_dict
 from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
+from bench.data.fingerprint import split_fingerprint
 from bench.methods import needs_teacher
 from bench.preflight import check_teacher
 from bench.tune.space import SearchSpace
@@ -84,7 +85,8 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
     """What must be identical for a fair comparison; stored with the study and checked on resume.
 
     Everything is content, nothing a path: the same command from another clone or machine gives
-    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256).
+    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256, the
+    data by the fingerprints of the splits the trials read: :func:`tuning_data`).
     """
     t = cfg.tune
     return {
@@ -104,7 +106,17 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         "protocol_hash": protocol_hash(cfg, space),
         "space": space.content(),
         "teacher_sha256": teacher_sha256(cfg) if needs_teacher(cfg) else None,
+        "data": {split: fp["sha256"] for split, fp in tuning_data(cfg).items()},
     }
+
+
+# The splits a study's trials read, and the training split they are carved from (its finals' data).
+TUNING_SPLITS = ("train", "tune_train", "tune_holdout")
+
+
+def tuning_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The fingerprints of the splits of a study (:data:`TUNING_SPLITS`, :mod:`bench.data.fingerprint`)."""
+    return {split: split_fingerprint(cfg.dataset, split) for split in TUNING_SPLITS}
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
