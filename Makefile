@@ -72,7 +72,7 @@ help:
 ## STUDENT  student preset (default: the dataset's), e.g. deeplabv3_r18
 ## TEACHER  teacher preset (default: the dataset's), e.g. deeplabv3_r101
 ## TRIALS   counted trials per study (default 20)
-## BUDGET   trials (default) or time:SECONDS (the same training seconds per method)
+## BUDGET   trials (default) or time:SECONDS (the same device-seconds per method: seconds × GPUs, or × CPU threads)
 ## SEEDS    final runs per method (default 3)
 ## STORAGE  Optuna storage URL (default: the journal file results/studies/optuna.journal)
 ## WORKERS  worker processes per study, and for make final (default 1)

@@ -9,7 +9,12 @@ find its place with the preset's shape, and the classifier must have the dataset
 Anything else exits with status 2 and one line naming the file and what differs.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import sys

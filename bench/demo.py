@@ -102,7 +102,7 @@ def main(overrides: list[str]) -> None:
     run_sweeps([o for method_studies in studies.values() for o in method_studies])
     log.info("final runs: the best configuration of each study, full training split")
     run_finals(common)
-    teacher_miou = 100 * read_teacher_meta(path)["metrics"]["miou"]
+    teacher_miou = read_teacher_meta(path)["metrics"]["miou"]
 
     matplotlib.use("Agg")
     runs = final_runs(t_cfg.tune.finals_dir)

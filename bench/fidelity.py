@@ -70,7 +70,10 @@ def main(overrides: list[str]) -> None:
         raise ConfigError(f"no study '{name}' in {st.storage_url_for_log(cfg.tune)}; run its sweep first")
     study = optuna.load_study(study_name=name, storage=storage)
     trials = st.prefix(study, Budget.of(cfg.tune))
-    values = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    values = dict(
+        zip([t.number for t in complete], st.in_percent(study, [t.value for t in complete]), strict=True)
+    )
     k = cfg.tune.fidelity_k
     if len(values) < 2 or k < 1:
         raise ConfigError(

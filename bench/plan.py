@@ -270,7 +270,7 @@ def plan_dataset(
         params = parameter_count(cfg.student, cfg.dataset.num_classes)
         kept = 3 * BYTES * params if cfg.tune.keep_trial_checkpoints else 0  # model.pt + last.pt (momentum)
         trials = cfg.tune.trials if cfg.tune.budget == "trials" else 0
-        note = "" if trials else f"budget=time: {cfg.tune.seconds:g} s of training"
+        note = "" if trials else f"budget=time: {cfg.tune.seconds:g} device-seconds of training"
         if not trials:
             trials = max(1, round(cfg.tune.seconds / (trial_steps * step)))
         rows.append(

@@ -8,6 +8,7 @@ naming the cause and the fix (the entry points print it as one message and exit 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -86,10 +87,10 @@ def check_teacher_data(cfg: RunConfig, path: Path) -> None:
     (retraining it records the fingerprint); the runs' own rows still record what they read.
     """
     from bench.data.fingerprint import describe, split_fingerprint
-    from bench.teachers import read_teacher_meta
 
     try:
-        recorded = read_teacher_meta(path).get("data")
+        stat = path.stat()
+        recorded = _recorded_data(str(path), stat.st_size, stat.st_mtime_ns)
     except Exception:  # an unreadable checkpoint: loading it names the problem
         return
     if not recorded:
@@ -110,6 +111,15 @@ def check_teacher_data(cfg: RunConfig, path: Path) -> None:
                 "point dataset.root at the copy it was trained on, or retrain it on this one "
                 f"(`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}`)"
             )
+
+
+@functools.lru_cache(maxsize=16)
+def _recorded_data(path: str, size: int, mtime_ns: int) -> dict | None:
+    """The data fingerprints a teacher checkpoint records (read once per file version and process:
+    a sweep checks its teacher in the preflight and again in the study's settings)."""
+    from bench.teachers import read_teacher_meta
+
+    return read_teacher_meta(Path(path)).get("data")
 
 
 def check_writable(*folders: str | Path) -> None:

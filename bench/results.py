@@ -1,6 +1,8 @@
 """The result row: one JSON file per run with metrics, config, provenance and cost.
 
 Rows are written atomically; the report (``make report``) reads them back with :func:`load_rows`.
+Scores are in percent (``"metrics_unit": "percent"``); :func:`read_row` gives a row written in
+fractions of 1 (``"metrics_unit": "fraction"``, or no unit: rows before it was recorded) in percent.
 """
 
 from __future__ import annotations
@@ -17,10 +19,22 @@ from typing import Any
 
 import torch
 
+from bench.errors import BenchError
 from bench.utils.io import write_json_atomic
+from bench.utils.units import FRACTION, PERCENT, list_to_percent, to_percent
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
+METRICS_UNIT = PERCENT  # the unit of every score a row holds (metrics, history, tuning facts)
+# the scores a row holds besides ``metrics`` and ``history``, by their path in the row
+SCORES = (
+    ("tuning", "holdout_miou"),
+    ("tuning", "literature_default_miou"),
+    ("tuning", "teacher_miou"),
+    ("tuning", "best_so_far"),  # lists
+    ("tuning", "holdout_values"),
+    ("tuning", "fidelity", "tuning_score"),  # make fidelity's runs
+)
 PACKAGES = (
     "torch",
     "torchvision",
@@ -88,7 +102,55 @@ def write_row(output_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_row(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """The row of a ``result.json``, its scores in percent (:func:`in_percent`)."""
+    try:
+        return in_percent(json.loads(Path(path).read_text()))
+    except ValueError as e:  # an unknown metrics_unit: not a row this version can read
+        if isinstance(e, json.JSONDecodeError):
+            raise
+        raise BenchError(f"{path}: {e} (its 'metrics_unit'); restore the file or rerun its run") from None
+
+
+def _converted(part: Any, path: tuple[str, ...], unit: str) -> Any:
+    """``part`` with the score (or list of scores) at ``path`` in percent; copies what it changes."""
+    if not isinstance(part, dict) or path[0] not in part:
+        return part
+    value = part[path[0]]
+    if len(path) > 1:
+        return {**part, path[0]: _converted(value, path[1:], unit)}
+    converted = list_to_percent(value, unit) if isinstance(value, list) else to_percent(value, unit)
+    return {**part, path[0]: converted}
+
+
+def metrics_in_percent(metrics: dict[str, Any], unit: str) -> dict[str, Any]:
+    """A row's (or a teacher checkpoint's) ``metrics``, recorded in ``unit``, in percent."""
+    m = dict(metrics)
+    for key in ("miou", "aacc", "macc"):
+        if key in m:
+            m[key] = to_percent(m[key], unit)
+    for key in ("iou", "acc"):
+        if key in m:
+            m[key] = list_to_percent(m[key], unit)
+    return m
+
+
+def in_percent(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every score in percent, converted by the unit it records (``metrics_unit``; rows
+    written before the unit was recorded hold fractions); a row already in percent is returned as is."""
+    unit = row.get("metrics_unit", FRACTION)
+    if unit == PERCENT:
+        return row
+    out = dict(row, metrics_unit=PERCENT, converted_from=unit)
+    if isinstance(row.get("metrics"), dict):
+        out["metrics"] = metrics_in_percent(row["metrics"], unit)
+    if isinstance(row.get("history"), list):
+        out["history"] = [
+            {**h, "val_miou": to_percent(h["val_miou"], unit)} if "val_miou" in h else h
+            for h in row["history"]
+        ]
+    for path in SCORES:
+        out = _converted(out, path, unit)
+    return out
 
 
 def load_rows(root: Path) -> list[dict[str, Any]]:

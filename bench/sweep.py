@@ -62,7 +62,8 @@ def report(sweep: Sweep) -> None:
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
         )
-        print(f"best: trial {best.number}, hold-out mIoU {100 * best.value:.2f} ({params})")
+        (score,) = st.in_percent(sweep.study, [best.value])
+        print(f"best: trial {best.number}, hold-out mIoU {score:.2f} ({params})")
     except ConfigError as e:  # no completed trial yet
         print(f"no completed trial ({e})")
 

@@ -52,7 +52,7 @@ def train_teacher(cfg: RunConfig) -> dict:
         cfg.teacher.name,
         cfg.dataset.name,
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         path,
     )
     return row

@@ -17,7 +17,9 @@ from bench.config.schema import ModelConfig, RunConfig, TeacherConfig
 from bench.errors import CheckpointError
 from bench.models import Segmenter, build_model
 from bench.models.taps import Taps
+from bench.results import METRICS_UNIT, metrics_in_percent
 from bench.utils.io import save_torch_atomic, sha256_file
+from bench.utils.units import FRACTION, PERCENT
 
 # Fields that define the network; weights source, name and checkpoint path do not.
 ARCH_FIELDS = (
@@ -59,15 +61,21 @@ def save_teacher(
         "data": data,
         "num_classes": run.dataset.num_classes,
         "model": {k: getattr(model_cfg, k) for k in ("name", *ARCH_FIELDS)},
-        "metrics": metrics,
+        "metrics": metrics,  # a result row's, in percent
+        "metrics_unit": METRICS_UNIT,
         "seed": run.seed,
     }
     return save_torch_atomic(path, {"state_dict": model.state_dict(), "meta": meta})
 
 
 def read_teacher_meta(path: Path) -> dict[str, Any]:
-    """What a teacher checkpoint says about itself (dataset, classes, architecture, metrics)."""
-    return torch.load(path, map_location="cpu", weights_only=False)["meta"]
+    """What a teacher checkpoint says about itself (dataset, classes, architecture, metrics in percent;
+    a checkpoint that records no unit was saved with fractions)."""
+    meta = torch.load(path, map_location="cpu", weights_only=False)["meta"]
+    if isinstance(meta.get("metrics"), dict):
+        unit = meta.get("metrics_unit", FRACTION)
+        meta = {**meta, "metrics": metrics_in_percent(meta["metrics"], unit), "metrics_unit": PERCENT}
+    return meta
 
 
 def load_teacher(cfg: RunConfig, device: torch.device) -> tuple[Segmenter, Path, str]:

@@ -33,7 +33,7 @@ def main(overrides: list[str]) -> None:
         cfg.student.name,
         cfg.seed,
         row["split"],
-        100 * row["metrics"]["miou"],
+        row["metrics"]["miou"],
         cfg.output_dir,
     )
 

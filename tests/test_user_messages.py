@@ -30,6 +30,21 @@ ENTRY_POINTS = [
     "bench.visualize",
     "bench.rescore",
 ]
+
+
+def modules_with_a_main() -> list[str]:
+    """Every ``python -m bench...`` module: a package's ``__main__.py`` or a module with a main guard."""
+    out = []
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if path.name == "__main__.py":
+            out.append(name.removesuffix(".__main__"))
+        elif 'if __name__ == "__main__":' in path.read_text():
+            out.append(name)
+    return out
+
+
+MODULES_WITH_A_MAIN = modules_with_a_main()
 HELP = """
 import runpy, sys
 sys.argv = [sys.argv[1], "--help"]
@@ -42,10 +57,19 @@ print("EXIT", code, "TORCH" if "torch" in sys.modules else "NO-TORCH")
 """
 
 
+def test_the_help_check_covers_every_module_with_a_main():
+    """bench.perf.kd, bench.perf.data, bench.convert, bench.fidelity ... were left out and imported torch."""
+    assert set(ENTRY_POINTS) <= set(MODULES_WITH_A_MAIN)
+    for module in ("bench.perf.kd", "bench.perf.data", "bench.convert", "bench.fidelity", "bench.report"):
+        assert module in MODULES_WITH_A_MAIN
+
+
 @pytest.mark.slow  # a fresh interpreter per entry point
-@pytest.mark.parametrize("module", ENTRY_POINTS)
+@pytest.mark.parametrize("module", MODULES_WITH_A_MAIN)
 def test_every_entry_point_answers_help_without_torch(module):
-    """`python -m bench.plan --help` crashed (a Hydra lexer error); check_data and perf imported torch."""
+    """`python -m bench.plan --help` crashed (a Hydra lexer error); check_data and perf imported torch;
+    so did bench.perf.kd, bench.perf.data, bench.perf.step, bench.perf.trials, bench.convert and
+    bench.fidelity, and bench.workers.multi_gpu (internal) answered with a traceback."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", HELP, module], capture_output=True, text=True, env=env)
     assert done.stdout.strip().splitlines()[-1] == "EXIT 0 NO-TORCH", done.stdout + done.stderr

@@ -1,4 +1,4 @@
-"""A tuning budget as one value: its kind (counted trials or training seconds) and its amount.
+"""A tuning budget as one value: its kind (counted trials or device-seconds) and its amount.
 
 Every text form of a budget is made and read here, nowhere else:
 
@@ -21,7 +21,8 @@ from bench.errors import ConfigError
 
 @dataclass(frozen=True, order=True)
 class Budget:
-    """``kind`` is ``trials`` or ``time``; ``amount`` is a trial count or training seconds.
+    """``kind`` is ``trials`` or ``time``; ``amount`` is a trial count or device-seconds (training
+    seconds × the GPUs of a trial, or × its worker's CPU threads: :mod:`bench.tune.compute_record`).
 
     Ordered by kind, then amount (the report lists budgets in this order).
     """
@@ -52,7 +53,7 @@ class Budget:
 
     @classmethod
     def from_amount(cls, text: str) -> Budget:
-        """One ``--budgets`` item: ``20`` (trials) or ``600s`` (training seconds)."""
+        """One ``--budgets`` item: ``20`` (trials) or ``600s`` (device-seconds)."""
         try:
             return cls("time", float(text[:-1])) if text.endswith("s") else cls("trials", int(text))
         except ValueError:

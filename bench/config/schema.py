@@ -56,7 +56,8 @@ class EvalSelect(StrEnum):
 
 
 class BudgetKind(StrEnum):
-    """``tune.budget``: what a tuning budget counts (finished trials or training seconds)."""
+    """``tune.budget``: what a tuning budget counts (finished trials, or device-seconds: training
+    seconds × a trial's GPUs, or × its worker's CPU threads)."""
 
     trials = "trials"
     time = "time"
@@ -285,9 +286,9 @@ class TuneConfig:
     only the search space's method dimensions differ.
     """
 
-    budget: BudgetKind = BudgetKind.trials  # finished trials | training seconds
+    budget: BudgetKind = BudgetKind.trials  # finished trials | device-seconds
     trials: int = 20  # budget=trials: finished trials per study (see docs/3_tuning_protocol.md)
-    seconds: float = 3600.0  # budget=time: training seconds per study
+    seconds: float = 3600.0  # budget=time: device-seconds per study
     trial_iterations: int | None = None  # per-trial schedule; null = train.iterations
     val_interval: int | None = None  # steps between pruning validations; null = ⌈a quarter of a trial⌉
     # Images per forward pass of the hold-out validations; 0 = max(eval.batch_size, train.batch_size).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bench.evaluation.metrics import Metrics
+from bench.results import in_percent
 
 if TYPE_CHECKING:
     from bench.tracking import ExperimentLogger
@@ -38,11 +39,12 @@ class TrackingCallback(Callback):
         self.logger.log_metrics({f"train/{k}": v for k, v in entry.items() if k != "step"}, step)
 
     def on_validation(self, step: int, metrics: Any) -> None:
-        self.logger.log_metrics({f"{self.eval_split}/miou_during_training": metrics.miou}, step)
+        # in percent, as the row's metrics (``Metrics`` holds fractions)
+        self.logger.log_metrics({f"{self.eval_split}/miou_during_training": 100 * metrics.miou}, step)
 
     def on_fit_end(self, step: int, row: dict[str, Any] | None) -> None:
         if row is not None:
-            m = row["metrics"]
+            m = in_percent(row)["metrics"]  # a reused row of an older version may hold fractions
             final = {f"{self.eval_split}/{k}": m[k] for k in ("miou", "aacc", "macc") if k in m}
             self.logger.log_metrics(final, step)
         self.logger.close(finished=row is not None)

@@ -46,7 +46,7 @@ from bench.errors import BenchError
 from bench.evaluation import Metrics, eval_loader, evaluate
 from bench.methods import needs_teacher
 from bench.models import build_model, count_parameters
-from bench.results import environment, write_row
+from bench.results import METRICS_UNIT, environment, write_row
 from bench.teachers import load_teacher
 from bench.tracking import RunInfo, build_logger
 from bench.utils.io import save_torch_atomic, sha256_file
@@ -58,6 +58,7 @@ from bench.utils.runtime import (
     seed_everything,
     set_rng_state,
 )
+from bench.utils.units import FRACTION, to_percent
 
 log = logging.getLogger("bench")
 
@@ -144,6 +145,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
             "history": self.history,
+            "metrics_unit": METRICS_UNIT,  # of history's val_miou
             "timing": [self.timing.train_seconds, self.timing.step_seconds, self.timing.timed_steps],
             "selection": self.selection.state_dict() if self.selection else None,
         }
@@ -156,7 +158,11 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.history = state["history"]
+        unit = state.get("metrics_unit", FRACTION)  # checkpoints before the unit was recorded: fractions
+        self.history = [
+            {**h, "val_miou": to_percent(h["val_miou"], unit)} if "val_miou" in h else h
+            for h in state["history"]
+        ]
         self.timing = Timing(*state["timing"])
         if self.selection and state.get("selection"):
             self.selection.load_state_dict(state["selection"])
@@ -315,7 +321,7 @@ class Trainer:
         """A validation on ``eval.split``: for the callbacks (``train.val_interval``) and/or for
         ``eval.select=best_on_val`` (``select``)."""
         metrics = self.validate()
-        self.history.append({"step": self.step, "val_miou": metrics.miou})
+        self.history.append({"step": self.step, "val_miou": 100 * metrics.miou})
         log.debug("step %d: %s mIoU %.2f", self.step, self.cfg.eval.split, 100 * metrics.miou)
         if select:
             self.selection.offer(self.step, metrics, self.student)
@@ -341,8 +347,8 @@ class Trainer:
             "seed": cfg.seed,
             "split": cfg.eval.split,
             "train_split": cfg.train.split,
-            "metrics": {**metrics.as_dict(), "class_names": names},
-            "metrics_unit": "fraction",  # miou 0.4123 = 41.23 %: what is printed, tabled and drawn
+            "metrics": {**metrics.in_percent(), "class_names": names},
+            "metrics_unit": METRICS_UNIT,  # miou 41.23 (%), as printed, tabled and drawn
             # training and evaluation autocast dtype (fp32: none), and which checkpoint's scores these are
             "precision": str(cfg.train.precision),
             "selection": self.selection.record() if self.selection else last_record(),

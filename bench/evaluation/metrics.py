@@ -53,6 +53,9 @@ def confusion_matrix(
 
 @dataclass
 class Metrics:
+    """Scores as fractions of 1 (the arithmetic's unit); :meth:`in_percent` is what rows, trackers and
+    logs show (:mod:`bench.utils.units`)."""
+
     miou: float
     aacc: float
     macc: float
@@ -67,6 +70,16 @@ class Metrics:
             "macc": self.macc,
             "iou": nan_to_none(self.iou),
             "acc": nan_to_none(self.acc),
+        }
+
+    def in_percent(self) -> dict:
+        """:meth:`as_dict` in percent: the metrics of a result row."""
+        pct = lambda xs: [None if x is None else 100 * x for x in xs]  # noqa: E731
+        d = self.as_dict()
+        return {
+            **{k: 100 * d[k] for k in ("miou", "aacc", "macc")},
+            "iou": pct(d["iou"]),
+            "acc": pct(d["acc"]),
         }
 
 

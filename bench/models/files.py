@@ -81,12 +81,12 @@ def load_file(path: Path) -> Any:
         raise CheckpointError(f"{path}: no such file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, AttributeError, TypeError):
-        pass  # a pickle naming other libraries' classes (mmengine's meta): read it without them
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another format: {_first(e)})"
         ) from None
+    except Exception:  # other libraries' classes (mmengine's meta), or no pickle at all
+        pass
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle)
     except Exception as e:  # any failure here means the file is not a checkpoint
@@ -94,7 +94,9 @@ def load_file(path: Path) -> Any:
 
 
 def _first(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+    """The error's first sentence (torch's zip errors go on for lines)."""
+    line = (str(e).splitlines() or [type(e).__name__])[0]
+    return line.split(". ")[0][:200] or type(e).__name__
 
 
 def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

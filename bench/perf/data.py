@@ -15,7 +15,12 @@ The report gives images/s and milliseconds per batch after a warm-up of one batc
 loader keeps up when a training step takes at least that long.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import contextlib

@@ -23,7 +23,12 @@ before): it counts pages touched, so it is approximate — allocator slack count
 by earlier iterations and reused does not.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import contextlib

@@ -14,7 +14,12 @@ peak of this device, not a datasheet figure). On CUDA the variants are fp32, bf1
 and, with ``--compile``, bf16 + channels_last + ``train.compile=true``.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import statistics

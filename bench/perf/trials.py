@@ -22,7 +22,12 @@ Both run the demo's baseline study (:data:`bench.demo.BUDGET`: deeplabv3_tiny on
   study's trials, pruning included — the trials split over the CPUs with nothing shared.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+from bench.cli import answer_help
+
+answer_help(__name__, __doc__.strip())  # before torch: --help answers at once
 
 import argparse
 import contextlib

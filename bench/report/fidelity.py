@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from bench.utils.io import write_text_atomic
+from bench.utils.units import PERCENT
 
 RHO_THRESHOLD = 0.5  # below: the short schedule misranks (docs: statistics guide)
 SUMMARY = "fidelity.json"
@@ -85,7 +86,8 @@ def spearman(tuning: list[float], final: list[float]) -> tuple[float, float, flo
 def summarise(
     study: str, best: int, scores: dict[int, tuple[float, float]], top: list[int]
 ) -> dict[str, Any]:
-    """ρ, its interval and whether the study's best stays best, from {trial: (tuning, final)}."""
+    """ρ, its interval and whether the study's best stays best, from {trial: (tuning, final)} hold-out
+    mIoU in percent."""
     numbers = sorted(scores)
     tuning = [scores[n][0] for n in numbers]
     final = [scores[n][1] for n in numbers]
@@ -107,6 +109,7 @@ def summarise(
         "threshold": RHO_THRESHOLD,
         "top": top,
         "trials": {str(n): {"tuning": scores[n][0], "final": scores[n][1]} for n in numbers},
+        "scores_unit": PERCENT,  # of ``trials`` (summaries without it: fractions)
     }
 
 

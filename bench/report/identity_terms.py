@@ -87,6 +87,23 @@ def data_among_themselves(finals: Sequence[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
+def against_study(finals: Sequence[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """Splits a method's finals read other data in than its study recorded (``train 1a2b… vs the
+    study's 5e6f…``): tuned on one copy, retrained on another."""
+    recorded = {s: _fp(v) for s, v in (settings.get("data") or {}).items()}
+    found: dict[str, tuple[set, set]] = {}
+    for final in finals:
+        ours = _splits(final) or {}
+        _compare(
+            {s: v for s, v in ours.items() if s in recorded},
+            {s: recorded[s] for s in ours if s in recorded},
+            found,
+        )
+    return ", ".join(
+        f"{s} {'/'.join(sorted(a))} vs the study's {'/'.join(sorted(b))}" for s, (a, b) in found.items()
+    )
+
+
 def study_code(tuning: dict[str, Any]) -> str:
     """``the study's trials ran 2 code versions (A; B)`` ("" for one version, or none recorded)."""
     versions = tuning.get("code_versions") or []

@@ -142,7 +142,7 @@ def final_runs(finals_dir: Path) -> pd.DataFrame:
                 "teacher": row["teacher"],
                 "method": row["method"],
                 "seed": row["seed"],
-                "miou": 100 * row["metrics"]["miou"],
+                "miou": row["metrics"]["miou"],  # percent: read_row converts rows in fractions
                 "step_time_ms": row["cost"]["step_time_ms"],
                 "peak_mem_mb": row["cost"]["peak_mem_mb"],
                 "budget": Budget.from_dict(_budget(tuning)).label,
@@ -400,8 +400,8 @@ def aggregate_repeats(per_repeat: dict[int, list[MethodResult]]) -> list[dict[st
         if not is_base and base:
             row.update(
                 _crossover_columns(
-                    [_percents(base[k].holdout_values) for k in sorted(base)],
-                    [_percents(results[k].holdout_values) for k in sorted(results)],
+                    [base[k].holdout_values for k in sorted(base)],
+                    [results[k].holdout_values for k in sorted(results)],
                 )
             )
         out.append(row)
@@ -457,13 +457,13 @@ def _result(
         "pruned_frac": tuning.get("pruned", 0) / tuning["trials"] if tuning["trials"] else nan,
         "step_time_ms": part["step_time_ms"].mean(),
         "peak_mem_mb": part["peak_mem_mb"].max(),
-        "teacher_miou": _percent(tuning.get("teacher_miou")),
+        "teacher_miou": _or_nan(tuning.get("teacher_miou")),
         # an improvement within one seed sd of the finals is noise, not under-tuning
-        "undertuned": undertuned(tuning["best_so_far"], min_gain=0.0 if math.isnan(std) else std / 100),
+        "undertuned": undertuned(tuning["best_so_far"], min_gain=0.0 if math.isnan(std) else std),
         "extra_dims": " ".join(space.get("method") or {}),
         "ci_method": "" if is_base else ("none (constant Δ)" if d.constant else ci),
-        "holdout_miou": _percent(tuning["holdout_miou"]),
-        "default_holdout_miou": _percent(tuning.get("literature_default_miou")),
+        "holdout_miou": _or_nan(tuning["holdout_miou"]),
+        "default_holdout_miou": _or_nan(tuning.get("literature_default_miou")),
         "budget": part["budget"].iloc[0],
         "study": tuning["study"],
         "settings_hash": part["settings_hash"].iloc[0],
@@ -491,11 +491,11 @@ def add_crossover(results: list[MethodResult]) -> None:
     base = next((m for m in results if m.method == "baseline"), None)
     for m in results:
         if m is not base and base is not None:
-            m.row.update(_crossover_columns([_percents(base.holdout_values)], [_percents(m.holdout_values)]))
+            m.row.update(_crossover_columns([base.holdout_values], [m.holdout_values]))
 
 
-def _percent(value: float | None) -> float:
-    return math.nan if value is None else 100 * value
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def equal_terms(results: list[MethodResult], allow_mixed_code: bool = False) -> list[list[str]]:
@@ -548,6 +548,9 @@ def _identity_problems(m: MethodResult, base: MethodResult | None, allow_mixed_c
     uneven = identity_terms.data_among_themselves(m.finals)
     if uneven:
         problems.append(f"data differs among the finals: {uneven}")
+    retrained = identity_terms.against_study(m.finals, m.tuning[0]["settings"])
+    if retrained:
+        problems.append(f"data differs from the study's: {retrained}")
     if base is not None and m is not base:
         differ = identity_terms.data_differences(
             m.finals, base.finals, m.tuning[0]["settings"], base.tuning[0]["settings"]
@@ -699,10 +702,6 @@ def _studies(runs: pd.DataFrame) -> list[tuple[tuple, str, int, dict[str, Any]]]
     return out
 
 
-def _percents(values: Sequence[float | None]) -> list[float | None]:
-    return [None if v is None else 100 * v for v in values]
-
-
 def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None]]]:
     """Best-so-far hold-out mIoU (%) per counted trial (slot order), per (dataset, student, teacher,
     budget) and method (first repeat); the baseline in every teacher's group."""
@@ -710,7 +709,7 @@ def tuning_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[float | None
     curves: dict[tuple, dict[str, list[float | None]]] = {}
     for key, method, repeat, tuning in _studies(runs):
         if repeat == first:
-            curves.setdefault(key, {})[method] = _percents(tuning["best_so_far"])
+            curves.setdefault(key, {})[method] = list(tuning["best_so_far"])
     return curves
 
 
@@ -723,5 +722,5 @@ def budget_curves(runs: pd.DataFrame) -> dict[tuple, dict[str, list[list[float |
     out: dict[tuple, dict[str, list[list[float | None]]]] = {}
     for key, method, _, tuning in _studies(runs):
         if tuning.get("holdout_values"):
-            out.setdefault(key, {}).setdefault(method, []).append(_percents(tuning["holdout_values"]))
+            out.setdefault(key, {}).setdefault(method, []).append(list(tuning["holdout_values"]))
     return out

@@ -66,13 +66,18 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
     """What a final run records about its study at the budget of ``tune``: identity, settings, prefix.
 
     Everything comes from the study's prefix at that budget (:func:`bench.tune.study.prefix`), so
-    a 20-trial comparison read from a study topped up to 30 trials is the 20-trial study's.
+    a 20-trial comparison read from a study topped up to 30 trials is the 20-trial study's. Scores
+    are in percent, whatever the unit of the study's values.
     """
     budget = Budget.of(tune)
     trials = st.prefix(study, budget)
     best = st.best_trial(study, trials)
     settings = dict(study.user_attrs["settings"])
     default = st.literature_default(study)
+    complete = [t.value if t.state == TrialState.COMPLETE else None for t in trials]
+    best_value, default_value = st.in_percent(
+        study, [best.value, default.value if default is not None else None]
+    )
     return {
         "study": study.study_name,
         "settings_hash": st.settings_hash(settings),
@@ -82,9 +87,9 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "best_trial": best.number,
         "best_slot": [t.number for t in trials].index(best.number),  # the prefix is slots 0, 1, …
         "best_params": best.params,
-        "holdout_miou": best.value,
+        "holdout_miou": best_value,
         "literature_default_counted": default is not None and default.number in {t.number for t in trials},
-        "literature_default_miou": default.value if default is not None else None,
+        "literature_default_miou": default_value,
         "trials": len(trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "tune_seconds": sum(st.spent_seconds(t) for t in trials),  # device-seconds
@@ -92,16 +97,16 @@ def study_summary(study: optuna.Study, tune: TuneConfig) -> dict[str, Any]:
         "seconds_tolerance": st.seconds_tolerance(study),
         "uncounted_failures": st.tally(study).uncounted_failures,
         "budget_met": st.prefix_met(trials, budget),
-        "best_so_far": st.best_so_far(trials),
+        "best_so_far": st.in_percent(study, st.best_so_far(trials)),
         # every counted trial's hold-out score in slot order (None: pruned or diverged)
-        "holdout_values": [t.value if t.state == TrialState.COMPLETE else None for t in trials],
+        "holdout_values": st.in_percent(study, complete),
         # the code versions that ran the counted trials (several only under tune.allow_mixed_code)
         "code_versions": st.trial_versions(trials),
     }
 
 
 def teacher_miou(cfg: RunConfig) -> float | None:
-    """The teacher's own validation mIoU, as its checkpoint records it (None without a teacher)."""
+    """The teacher's own validation mIoU in percent, as its checkpoint records it (None without a teacher)."""
     if not needs_teacher(cfg):
         return None
     metrics = read_teacher_meta(teacher_path(cfg)).get("metrics") or {}
@@ -195,7 +200,7 @@ def run_final(job: FinalJob, extra: Sequence[str] = ()) -> dict[str, Any]:
         # the digest the report checks the row against (a reused row keeps the one of its training)
         study = optuna.load_study(study_name=job.study, storage=st.open_storage(cfg.tune))
         record_digest(study, job.output_dir / RESULT_FILE, Budget.of(cfg.tune).label, job.seed)
-        log.info("%s seed %d: val mIoU %.2f", job.study, job.seed, 100 * row["metrics"]["miou"])
+        log.info("%s seed %d: val mIoU %.2f", job.study, job.seed, row["metrics"]["miou"])
     return row
 
 

@@ -48,7 +48,7 @@ class Outcome:
     state: TrialState
     fail_reason: str | None = None
     message: str | None = None  # why it failed or was pruned, one line where the cause allows
-    value: float | None = None  # hold-out mIoU of a completed trial
+    value: float | None = None  # hold-out mIoU (%) of a completed trial
     then: Then = Then.NEXT
     result: dict[str, Any] = field(default_factory=dict)  # a completed trial's cost and config hash
 

@@ -38,6 +38,7 @@ from bench.tune.space import SearchSpace, load_space
 from bench.tune.status import duration, study_status
 from bench.tune.trial_config import study_config, trial_config, trial_values
 from bench.utils.signals import signals_deferred
+from bench.utils.units import PERCENT, from_percent
 from bench.workers.launch import launch
 from bench.workers.multi_gpu import check_gpus_per_trial, trial_trainer
 from bench.workers.processes import Worker
@@ -94,15 +95,18 @@ class TrialProgress(Callback):
 
 
 class PruningCallback(Callback):
-    """Reports intermediate hold-out mIoU to Optuna and stops the trial when the pruner says so."""
+    """Reports intermediate hold-out mIoU to Optuna (in the unit of the study's values, ``unit``) and
+    stops the trial when the pruner says so."""
 
-    def __init__(self, trial: Trial) -> None:
+    def __init__(self, trial: Trial, unit: str = PERCENT) -> None:
         self.trial = trial
+        self.unit = unit
 
     def on_validation(self, step: int, metrics: Metrics) -> None:
-        self.trial.report(metrics.miou, step)
+        percent = 100 * metrics.miou
+        self.trial.report(from_percent(percent, self.unit), step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {100 * metrics.miou:.2f})")
+            raise optuna.TrialPruned(f"pruned at step {step} (hold-out mIoU {percent:.2f})")
 
 
 def make_sampler(cfg: RunConfig, seed: int) -> optuna.samplers.BaseSampler:
@@ -250,7 +254,7 @@ class Sweep:
         trial's outcome). The one place where a trial trains."""
         cfg = trial_config(self.overrides, trial_values(self.cfg, self.name, trial.number, trial.params))
         progress = TrialProgress(self.cfg.method.name, trial.number, cfg.train.iterations)
-        callbacks = [LeaseCallback(lease), PruningCallback(trial), progress]
+        callbacks = [LeaseCallback(lease), PruningCallback(trial, st.value_unit(self.study)), progress]
         # what it runs on, stored before it trains: a running trial's elapsed time counts ×devices
         attempt.compute = trial_compute(cfg)
         trial.set_user_attr(COMPUTE, attempt.compute)
@@ -264,8 +268,8 @@ class Sweep:
             with signals_deferred():  # a SIGTERM now must not leave the trial half-told
                 for key, val in attrs.items():
                     trial.set_user_attr(key, val)
-                if state == TrialState.COMPLETE:
-                    self.study.tell(trial, value)
+                if state == TrialState.COMPLETE:  # value: hold-out mIoU in percent
+                    self.study.tell(trial, st.study_value(self.study, value))
                 else:
                     self.study.tell(trial, state=state)
                     st.enqueue_replacement(self.study, trial.number)  # same slot; the default stays counted
@@ -280,12 +284,13 @@ class Sweep:
         last = next(tr for tr in self.study.get_trials(deepcopy=False) if tr.number == number)
         done = len(t.counted)
         try:  # hold-out mIoU in percent, the unit of every table
-            best = f"{100 * self.study.best_value:.2f} (#{self.study.best_trial.number})"
+            best_value, last_value = st.in_percent(self.study, [self.study.best_value, last.value])
+            best = f"{best_value:.2f} (#{self.study.best_trial.number})"
         except ValueError:
-            best = "-"
+            best, last_value = "-", st.in_percent(self.study, [last.value])[0]
         value = (
-            f"{100 * last.value:.2f}"
-            if last.value is not None
+            f"{last_value:.2f}"
+            if last_value is not None
             else (st.fail_reason(last) or last.state.name.lower())
         )
         if tune.budget == "trials":

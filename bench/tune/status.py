@@ -24,14 +24,14 @@ class StudyStatus:
     running: int
     stale: int  # running trials whose lease has expired (failed at the next worker's claim)
     failed: int  # uncounted failures (crashes, OOM, stale, interrupted)
-    best: float | None  # hold-out mIoU, a fraction (printed in percent)
+    best: float | None  # hold-out mIoU in percent
     best_trial: int | None
     eta_seconds: float | None  # at the pace of the counted trials, with the workers now running
     stopped: bool = False  # budget left and no live worker: no ETA, the sweep must be rerun
     compute: dict = field(default_factory=dict)  # bench.tune.compute_record.study_compute
 
     def line(self) -> str:
-        best = f"{100 * self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
+        best = f"{self.best:.2f} (#{self.best_trial})" if self.best is not None else "-"  # mIoU %
         eta = "-" if self.eta_seconds is None else duration(self.eta_seconds) if self.eta_seconds else "done"
         if self.stopped:
             eta = "- (stopped: no worker running; rerun the sweep command to go on)"
@@ -73,7 +73,7 @@ def study_status(study: optuna.Study, grace: float, now: float | None = None) ->
         len(t.running),
         stale,
         t.uncounted_failures,
-        best.value if best else None,
+        st.in_percent(study, [best.value])[0] if best else None,
         best.number if best else None,
         eta,
         stopped=live == 0 and left > 0,

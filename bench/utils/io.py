@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 
 def _umask() -> int:
     """The process umask (read from /proc where possible: setting it to read it races with threads)."""
@@ -63,6 +61,8 @@ def torch_save(obj: Any, f: IO[bytes]) -> None:
     :func:`bench.utils.signals.raise_on_sigterm`) raised while it writes stays what it is: torch's zip
     writer, unwound by it after a write, raises ``RuntimeError: … unexpected pos`` in its place, and a
     trial stopped while it checkpoints would count as crashed instead of interrupted."""
+    import torch  # here: the text and JSON writers serve commands that never load torch (--help)
+
     try:
         torch.save(obj, f)
     except RuntimeError as e:

@@ -21,7 +21,17 @@ only its own GPU set (``CUDA_VISIBLE_DEVICES``) and drives ``cuda:LOCAL_RANK``. 
 tests run it that way.
 """
 
+# ruff: noqa: E402  (--help is answered before the imports below)
 from __future__ import annotations
+
+USAGE = """usage: python -m bench.workers.multi_gpu {agent NPROC CONFIG EVENTS | rank CONFIG EVENTS}
+
+Internal: a sweep worker starts it for a trial with tune.gpus_per_trial > 1 (agent: torchrun on this
+machine; rank: one of its processes). Run a sweep instead: make sweep ARGS="tune.gpus_per_trial=2"."""
+
+from bench.cli import answer_help
+
+answer_help(__name__, USAGE)  # before torch: --help answers at once
 
 import json
 import logging
@@ -333,7 +343,10 @@ def _agent_main(nproc: str, config: str, events: str) -> int:
 
 
 if __name__ == "__main__":
-    role, *rest = sys.argv[1:]
+    role, *rest = sys.argv[1:] or [""]
+    if role not in ("agent", "rank"):
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
     try:
         sys.exit(_agent_main(*rest) if role == "agent" else _rank_main(*rest))
     except Interrupted as e:

@@ -60,7 +60,7 @@ def test_one_training_step_on_files(tmp_path):
         _write_pair(tmp_path, "train", f"a{i}")
     _write_pair(tmp_path, "val", "v0")
     row = train_run(_folder(tmp_path, "train.iterations=2", f"output_dir={tmp_path / 'out'}"))
-    assert 0 <= row["metrics"]["miou"] <= 1
+    assert 0 <= row["metrics"]["miou"] <= 100  # percent
 
 
 def test_missing_root_names_the_path_and_the_layout(tmp_path):

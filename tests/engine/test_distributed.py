@@ -47,5 +47,6 @@ def test_two_processes_see_the_same_global_batches_as_one(tmp_path):
     losses_two = [h["loss"] for h in two["history"] if "loss" in h]
     assert len(losses_one) == len(losses_two) == 3
     assert torch.allclose(torch.tensor(losses_two), torch.tensor(losses_one), rtol=TOLERANCE, atol=0)
-    assert two["metrics"]["miou"] == pytest.approx(one["metrics"]["miou"], abs=1e-6)
-    assert two["metrics"]["aacc"] == pytest.approx(one["metrics"]["aacc"], abs=1e-6)
+    # 1e-6 of a fraction, in percent
+    assert two["metrics"]["miou"] == pytest.approx(one["metrics"]["miou"], abs=1e-4)
+    assert two["metrics"]["aacc"] == pytest.approx(one["metrics"]["aacc"], abs=1e-4)

@@ -51,9 +51,10 @@ def test_fault_kd_on_another_copy_of_the_data_read_ok(tmp_path):
 
 
 def test_the_same_copy_at_two_roots_stays_ok(tmp_path):
+    tuned = {**A_TUNE, "train": A_TRAIN}
     for seed in range(3):
-        _row(tmp_path, "baseline", seed, 70.0 + seed, where="/data/a")
-        _row(tmp_path, "kd", seed, 71.0 + seed, where=f"/clone{seed}/a")
+        _row(tmp_path, "baseline", seed, 70.0 + seed, where="/data/a", tune=tuned)
+        _row(tmp_path, "kd", seed, 71.0 + seed, where=f"/clone{seed}/a", tune=tuned)
     assert list(_table(tmp_path)["budget_check"]) == ["ok", "ok"]
 
 
@@ -79,6 +80,18 @@ def test_a_row_without_fingerprints_against_one_with_them(tmp_path):
         _final(older, "baseline", seed, 70.0 + seed)
         _final(older, "kd", seed, 71.0 + seed)
     assert list(_table(older)["budget_check"]) == ["ok", "ok"]
+
+
+def test_finals_on_another_copy_than_their_studies(tmp_path):
+    """Both studies tuned on copy A (their `train` fingerprint), every final retrained on copy B."""
+    tuned = {**A_TUNE, "train": A_TRAIN}
+    for seed in range(3):
+        _row(tmp_path, "baseline", seed, 70.0 + seed, train=B_TRAIN, tune=tuned)
+        _row(tmp_path, "kd", seed, 71.0 + seed, train=B_TRAIN, tune=tuned)
+    table = _table(tmp_path)
+    for method in ("baseline", "kd"):
+        check = table.loc[method].budget_check
+        assert check == f"data differs from the study's: train {B_TRAIN[:12]} vs the study's {A_TRAIN[:12]}"
 
 
 def test_fault_a_study_of_two_code_versions_read_ok(tmp_path):

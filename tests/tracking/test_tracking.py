@@ -43,7 +43,8 @@ def test_tensorboard_logger_is_readable_by_tensorboard(tmp_path):
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
-    assert events.Scalars("val/miou")[0].value == pytest.approx(row["metrics"]["miou"], abs=1e-6)
+    # TensorBoard keeps float32: 1e-6 of a fraction, in percent
+    assert events.Scalars("val/miou")[0].value == pytest.approx(row["metrics"]["miou"], abs=1e-4)
 
 
 @pytest.mark.slow

@@ -60,6 +60,7 @@ def test_fault_a_worker_on_another_copy_of_the_data_joined_the_study(tmp_path):
     assert str(a) in message and str(b) in message  # both roots
     assert stored["tune_train"][:12] in message and other["tune_train"]["sha256"][:12] in message
     assert stored["tune_train"] != other["tune_train"]["sha256"]
+    assert set(stored) == {"train", "tune_train", "tune_holdout"}
     assert study.user_attrs["data_root"] == str(a)
 
 

@@ -60,8 +60,8 @@ def test_a_sweep_trial_on_two_processes_scores_as_on_one(tmp_path):
     losses = {n: torch.tensor([h["loss"] for h in rows[n]["history"] if "loss" in h]) for n in (1, 2)}
     assert len(losses[1]) == len(losses[2]) == 3
     assert torch.allclose(losses[2], losses[1], rtol=TOLERANCE, atol=0)
-    assert values[2] == pytest.approx(values[1], abs=1e-6)  # the hold-out mIoU the study records
-    assert rows[2]["metrics"]["aacc"] == pytest.approx(rows[1]["metrics"]["aacc"], abs=1e-6)
+    assert values[2] == pytest.approx(values[1], abs=1e-4)  # the hold-out mIoU (%) the study records
+    assert rows[2]["metrics"]["aacc"] == pytest.approx(rows[1]["metrics"]["aacc"], abs=1e-4)  # %
 
 
 class Record(Callback):

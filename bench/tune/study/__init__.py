@@ -4,6 +4,7 @@
 - :mod:`._identity`  a study's name, settings and settings hash (what makes two studies comparable).
 - :mod:`._budget`    budget accounting: counted trials, slots, prefixes, the requested and realised budget.
 - :mod:`._code`      the study's code version: one per study, or an explicit, recorded mix.
+- :mod:`._values`    the unit of a study's values (percent; fractions in studies made before).
 
 :func:`open_study` ties them together: create or load a study, checking its settings. Import names
 from here (``from bench.tune import study as st``), not from the private modules.
@@ -72,6 +73,7 @@ from bench.tune.study._storage import (
     storage_url,
     storage_url_for_log,
 )
+from bench.tune.study._values import VALUE_UNIT, in_percent, record_value_unit, study_value, value_unit
 from bench.utils.secrets import mask_url
 
 
@@ -92,6 +94,7 @@ def open_study(
         raise ConfigError(_other_data(study, stored["data"], cfg))
     check_code(study, cfg.tune, code_version())
     if stored is None:
+        record_value_unit(study)  # before the settings: a worker that sees them sees the unit too
         kept = Overrides(overrides).without("tune")
         study.set_user_attr("overrides", [mask_url(o) for o in kept])
         study.set_user_attr("settings", settings)
@@ -123,6 +126,7 @@ __all__ = [
     "REQUESTED",
     "SLOT",
     "USER_ERROR",
+    "VALUE_UNIT",
     "StudyName",
     "Tally",
     "best_so_far",
@@ -138,6 +142,7 @@ __all__ = [
     "enqueue_missing_replacements",
     "enqueue_replacement",
     "fail_reason",
+    "in_percent",
     "is_counted",
     "is_uncounted_failure",
     "literature_default",
@@ -150,6 +155,7 @@ __all__ = [
     "protocol_hash",
     "record_realised_budget",
     "record_requested_budget",
+    "record_value_unit",
     "repeat_overrides",
     "requested_budget",
     "seconds_tolerance",
@@ -160,6 +166,7 @@ __all__ = [
     "storage_url_for_log",
     "study_name",
     "study_settings",
+    "study_value",
     "tally",
     "teacher_sha256",
     "trial_code",
@@ -167,6 +174,7 @@ __all__ = [
     "trial_versions",
     "tuning_data",
     "val_interval",
+    "value_unit",
 ]
 
 

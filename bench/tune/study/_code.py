@@ -88,7 +88,8 @@ def check_code(study: optuna.Study, tune: TuneConfig, version: dict[str, Any]) -
         raise ConfigError(
             f"study '{name}' runs code {stored.get('label') or label(stored)}; this worker runs "
             f"{version['label']}: one study, one code version — run this worker from the study's code, "
-            "or pass tune.allow_mixed_code=true (recorded in the study, flagged by the report)"
+            f"start the study anew (`make forget-study STUDY={name}`), or pass tune.allow_mixed_code=true "
+            "(recorded in the study, flagged by the report)"
         )
     mixed = list(study.user_attrs.get(MIXED) or [])
     if version["label"] not in mixed:

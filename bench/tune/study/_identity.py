@@ -110,11 +110,12 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
     }
 
 
-TUNING_SPLITS = ("tune_train", "tune_holdout")
+# The splits a study's trials read, and the training split they are carved from (its finals' data).
+TUNING_SPLITS = ("train", "tune_train", "tune_holdout")
 
 
 def tuning_data(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """The fingerprints of the splits a study's trials read (:mod:`bench.data.fingerprint`)."""
+    """The fingerprints of the splits of a study (:data:`TUNING_SPLITS`, :mod:`bench.data.fingerprint`)."""
     return {split: split_fingerprint(cfg.dataset, split) for split in TUNING_SPLITS}
 
 
