@@ -28,9 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config.compose import conf_dir, load_config
-from bench.config.overrides import Overrides
 from bench.errors import BenchError, ConfigError
+from bench.paths import conf_dir
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ def experiment_name(paper: str, dataset: str) -> str:
 
 def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple[list[Step], dict[Path, str]]:
     """The commands of a reproduction, and the official files they read (path → download URL)."""
+    from bench.config.compose import load_config  # here, not above: --help answers without Hydra
+    from bench.config.overrides import Overrides
     from bench.teachers import teacher_path
 
     name = experiment_name(paper, dataset)

@@ -98,7 +98,8 @@ def test_make_reproduce_and_plan_take_paper_and_dataset():
     done = make("-s", "reproduce", "PAPER=nope", "DATASET=voc")
     assert done.returncode == 2 and "no experiment for PAPER=nope DATASET=voc; known:" in done.stderr
     dry = make("-n", "reproduce", "PAPER=cirkd", "DATASET=voc", "RUN=1", "FILES=dl", "TRIALS=4")
-    assert 'bench.reproduce "cirkd" "voc" --files dl --run tune.trials=4' in dry.stdout
+    recipe = " ".join(dry.stdout.replace("\\\n", " ").split())  # one line, continuations joined
+    assert 'bench.reproduce "cirkd" "voc" --files dl --run tune.trials=4' in recipe
     assert "bench.plan experiment=cirkd_voc" in make("-n", "plan", "PAPER=cirkd", "DATASET=voc").stdout
     assert "reproduce" in make("-s", "help").stdout
 

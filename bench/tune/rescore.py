@@ -33,9 +33,11 @@ from bench.config.budget import Budget
 from bench.errors import NonFiniteLossError
 from bench.tune import study as st
 from bench.tune.trial_config import trial_config, trial_values
+from bench.utils.units import PERCENT, to_percent
 from bench.workers.multi_gpu import trial_trainer
 
-RESCORED = "rescored_without_pruning"  # study user attribute: {trial number: hold-out mIoU or None}
+# study user attribute: {trial number: hold-out mIoU in percent, or None when it diverged}
+RESCORED = "rescored_without_pruning"
 
 
 @dataclass
@@ -46,17 +48,20 @@ class StudyRescore:
     method: str
     budget: Budget
     trials: list[FrozenTrial]  # the comparison's prefix (slot order)
-    rescored: dict[int, float | None] = field(default_factory=dict)  # None: diverged when completed
+    rescored: dict[int, float | None] = field(default_factory=dict)  # %, None: diverged when completed
     repeat: int = 0
+    unit: str = PERCENT  # the unit of the study's trial values (older studies: fractions)
 
     @property
     def pruned(self) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state == TrialState.PRUNED]
 
     def best(self, pruning: bool) -> tuple[int, float] | None:
-        """(trial number, hold-out mIoU) of the best trial with pruning (as the study recorded it) or
+        """(trial number, hold-out mIoU %) of the best trial with pruning (as the study recorded it) or
         without (pruned trials scored at completion); ties go to the lower trial number."""
-        scores = {t.number: t.value for t in self.trials if t.state == TrialState.COMPLETE}
+        scores = {
+            t.number: to_percent(t.value, self.unit) for t in self.trials if t.state == TrialState.COMPLETE
+        }
         if not pruning:
             scores.update({n: v for n, v in self.rescored.items() if v is not None and math.isfinite(v)})
         if not scores:
@@ -88,7 +93,8 @@ def price(study: optuna.Study, trials: list[FrozenTrial]) -> tuple[int, float]:
 
 
 def completed_score(cfg: RunConfig, label: str) -> float | None:
-    """Train ``cfg`` to the end of its schedule without a pruner; its hold-out mIoU (None: diverged)."""
+    """Train ``cfg`` to the end of its schedule without a pruner; its hold-out mIoU in percent (None:
+    diverged)."""
     try:
         row = trial_trainer(cfg, [], label).fit()
     except NonFiniteLossError:
@@ -123,12 +129,18 @@ def rescore_study(
         study.set_user_attr(RESCORED, {str(k): v for k, v in sorted(done.items())})  # kept as it goes
     settings = study.user_attrs["settings"]
     return StudyRescore(
-        study.study_name, settings["method"], budget, trials, done, int(settings.get("repeat", 0))
+        study.study_name,
+        settings["method"],
+        budget,
+        trials,
+        done,
+        int(settings.get("repeat", 0)),
+        st.value_unit(study),
     )
 
 
 def _pct(value: float | None) -> str:
-    return "diverged" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+    return "diverged" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
 def format_rescores(results: list[StudyRescore]) -> str:
@@ -154,7 +166,7 @@ def format_rescores(results: list[StudyRescore]) -> str:
         ends = [r.best(True), r.best(False), base.best(True), base.best(False)]
         if None in ends:
             continue
-        d_with, d_without = 100 * (ends[0][1] - ends[2][1]), 100 * (ends[1][1] - ends[3][1])
+        d_with, d_without = ends[0][1] - ends[2][1], ends[1][1] - ends[3][1]
         flip = "CHANGES" if (d_with > 0) != (d_without > 0) else "unchanged"
         lines.append(
             f"{r.method} − baseline (repeat {r.repeat}), best hold-out mIoU: {d_with:+.2f} with pruning, "
