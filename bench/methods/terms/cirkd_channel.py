@@ -97,8 +97,8 @@ class CIRKDChannel(LossTerm):
     The GCN block the released scripts put on the student feature before FitNet and all relation
     terms is the term ``cirkd_gcn``, which holds this term (``cirkd_v2_paper``). Not copied: SyncBN
     (BN on one device). Ignore pixels: not label-based. Student features of another size are
-    bilinearly resized to the teacher's first. Batch composition: pairs within groups, queue contents — not a mean over
-    images.
+    bilinearly resized to the teacher's first. Batch composition: pairs within groups, queue
+    contents — not a mean over images.
     """
 
     Config = CIRKDChannelConfig
