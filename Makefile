@@ -30,10 +30,11 @@ YES     ?=
 PAPER   ?=
 FILES   ?=
 RUN     ?=
+PART    ?=
 
 # A misspelt variable (METHD=ifvd, TRIAL=2) would otherwise be ignored and the defaults would run.
 KNOWN_VARIABLES := DATASET METHOD STUDENT TEACHER ARGS TRIALS BUDGET SEEDS STORAGE WORKERS LAUNCHER \
-	BUDGETS REPEATS STUDY YES PAPER FILES RUN PYTHON STAMP
+	BUDGETS REPEATS STUDY YES PAPER FILES RUN PART PYTHON STAMP
 unknown_variables := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
 ifneq ($(strip $(unknown_variables)),)
 $(error unknown variable $(unknown_variables) (misspelt?); known: $(KNOWN_VARIABLES); pass config keys as ARGS="key=value")
@@ -84,6 +85,7 @@ help:
 ## RUN      reproduce: 1 runs the commands (default: print them)
 ## STUDY    forget-failures/forget-study: a study name as make status lists it
 ## YES      1: forget-study and clean-all delete without asking
+## PART     teacher/maskd-tokens: both (default), full (finals' teacher) or tune (tuning teacher, no hold-out)
 ## ARGS     any config override key=value ... (pytest arguments for test, flags for report)
 
 setup: $(STAMP) ## create .venv and install the project (pinned by constraints.txt)
@@ -97,11 +99,11 @@ $(STAMP): pyproject.toml constraints.txt
 train: $(STAMP) ## one student run
 	$(BIN)/python -m bench.train $(presets) method=$(METHOD) $(ARGS)
 
-teacher: $(STAMP) ## train the teacher, stored under results/teachers/
-	$(BIN)/python -m bench.teacher $(presets) $(ARGS)
+teacher: $(STAMP) ## train the full-data and the tuning teacher (PART=full|tune: one), stored under results/teachers/
+	$(BIN)/python -m bench.teacher $(if $(PART),--part=$(PART)) $(presets) $(if $(REPEATS),tune.repeats=$(REPEATS)) $(ARGS)
 
-maskd-tokens: $(STAMP) ## MasKD stage 1: tokens on the teacher, stored by its SHA-256
-	$(BIN)/python -m bench.maskd_tokens $(presets) $(ARGS)
+maskd-tokens: $(STAMP) ## MasKD stage 1: tokens on each teacher (PART as for teacher), stored by its SHA-256
+	$(BIN)/python -m bench.maskd_tokens $(if $(PART),--part=$(PART)) $(presets) $(if $(REPEATS),tune.repeats=$(REPEATS)) $(ARGS)
 
 baseline: $(STAMP) ## tune the student baseline (a sweep with METHOD=baseline)
 	@$(BIN)/python -m bench.sweep $(presets) method=baseline $(tune) $(ARGS)

@@ -95,6 +95,7 @@ def run_cli(
             return
         cfg_overrides = cfg_request(args)
         if cfg_overrides is not None:
+            cfg_overrides = [a for a in cfg_overrides if a.split("=", 1)[0] not in flags]  # the command's own
             from omegaconf import OmegaConf
 
             from bench.config.compose import compose_raw

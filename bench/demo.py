@@ -1,6 +1,7 @@
 """``make demo``: the whole pipeline on synthetic data, on a CPU, in a few minutes.
 
-1. trains the synthetic teacher (once; later demos reuse it from its key),
+1. trains the synthetic teachers (once; later demos reuse them from their keys): the full-data teacher
+   for the finals and, per repeat, the tuning teacher trained without that repeat's hold-out,
 2. tunes the baseline and each demo method with the same small budget on the tuning split, in two
    independent repeats (``tune.repeats``: own sampler and hold-out seeds per repeat),
 3. retrains each study's best configuration over seeds and scores it on the validation split,
@@ -53,13 +54,15 @@ Overrides apply to every run of the demo (e.g. device=cpu, tune.trials=4)."""
 
 
 def main(overrides: list[str]) -> None:
-    from bench.teacher import teacher_config
+    from bench.teacher import teacher_configs
     from bench.utils.devices import available_cpus
 
     start = time.perf_counter()
     common = ["dataset=synthetic", *BUDGET, f"tune.workers={min(available_cpus(), MAX_WORKERS)}", *overrides]
     # Composed first: a config error is reported before the imports only the runs need.
-    t_cfg = teacher_config([*common, "resume=true", "output_dir=results/demo/teacher"])
+    # the full-data teacher (the finals') first, then each repeat's tuning teacher (its trials')
+    t_cfgs = teacher_configs([*common, "resume=true", "output_dir=results/demo/teacher"])
+    t_cfg = t_cfgs[0]
 
     import matplotlib
     import torch
@@ -89,16 +92,18 @@ def main(overrides: list[str]) -> None:
     log.info(
         "demo: %d methods × %d repeats on %d worker process(es)", len(METHODS), t_cfg.tune.repeats, workers
     )
-    if path.is_file():
-        load_teacher(t_cfg, torch.device("cpu"))  # one of an older preset: its error now, not in a KD trial
-        log.info("teacher: reusing %s", path)
-    elif workers > 1:
-        # The teacher trains in a process of its own while this one tunes and finalises the baseline,
-        # which needs no teacher: two single-threaded processes get more from two cores than one
-        # process with two threads.
-        tune_baseline_beside_teacher(common, t_cfg, studies.pop("baseline"))
-    else:
-        _train_teacher(t_cfg, None)
+    missing = [c for c in t_cfgs if not teacher_path(c).is_file()]
+    for c in t_cfgs:
+        if c not in missing:
+            load_teacher(c, torch.device("cpu"))  # one of an older preset: its error now, not in a KD trial
+            log.info("teacher: reusing %s", teacher_path(c))
+    if missing and workers > 1:
+        # The teachers train in a process of their own while this one tunes and finalises the
+        # baseline, which needs no teacher: two single-threaded processes get more from two cores
+        # than one process with two threads.
+        tune_baseline_beside_teacher(common, missing, studies.pop("baseline"))
+    elif missing:
+        _train_teachers(missing, None)
     run_sweeps([o for method_studies in studies.values() for o in method_studies])
     log.info("final runs: the best configuration of each study, full training split")
     run_finals(common)
@@ -129,8 +134,10 @@ def main(overrides: list[str]) -> None:
     print("\n" + "\n".join(f"wrote {p}" for p in [*paths.values(), *figures]))
 
 
-def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: list[list[str]]) -> None:
-    """Train the teacher in one worker process while this process tunes the baseline's studies and
+def tune_baseline_beside_teacher(
+    common: list[str], t_cfgs: list[RunConfig], baseline: list[list[str]]
+) -> None:
+    """Train the teachers in one worker process while this process tunes the baseline's studies and
     trains their finals (one worker each, the CPU threads split between the two)."""
     from bench.tune.finals import run_finals
     from bench.tune.runner import run_sweeps
@@ -143,17 +150,17 @@ def tune_baseline_beside_teacher(common: list[str], t_cfg: RunConfig, baseline: 
         with torch_threads(threads):
             run_sweeps([[*o, "tune.workers=1"] for o in baseline])
         # the baseline's finals get the threads each KD final gets (the report compares them)
-        with torch_threads(max(1, available_cpus() // t_cfg.tune.workers)):
+        with torch_threads(max(1, available_cpus() // t_cfgs[0].tune.workers)):
             run_finals([*common, "tune.workers=1"], method="baseline")
         log.info("baseline done; waiting for the teacher")
 
-    teacher = start_workers(_train_teacher, [(t_cfg, threads)])
+    teacher = start_workers(_train_teachers, [(t_cfgs, threads)])
     work_beside(teacher, tune_baseline, on_stopped=lambda pids: None)  # its checkpoints stay: resume=true
 
 
-def _train_teacher(cfg: RunConfig, threads: int | None) -> None:
-    """Train the demo's teacher (``threads``: in a worker process, with that many CPU threads and no
-    progress bar, which would run into the other process's lines)."""
+def _train_teachers(cfgs: list[RunConfig], threads: int | None) -> None:
+    """Train the demo's teachers, one after the other (``threads``: in a worker process, with that many
+    CPU threads and no progress bar, which would run into the other process's lines)."""
     from dataclasses import replace
 
     from bench.teacher import train_teacher
@@ -165,9 +172,16 @@ def _train_teacher(cfg: RunConfig, threads: int | None) -> None:
 
         setup_logging()
         torch.set_num_threads(threads)
-        cfg = replace(cfg, progress=False)
-    log.info("teacher: training %s (%d steps)", cfg.teacher.name, cfg.train.iterations)
-    train_teacher(cfg)
+    for cfg in cfgs:
+        if threads is not None:
+            cfg = replace(cfg, progress=False)
+        log.info(
+            "teacher: training %s on %s (%d steps)",
+            cfg.teacher.name,
+            str(cfg.train.split),
+            cfg.train.iterations,
+        )
+        train_teacher(cfg)
 
 
 def cli() -> None:

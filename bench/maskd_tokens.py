@@ -28,11 +28,14 @@ ITERATIONS = 10_000  # train_mask_module.py --max-iterations default (the releas
 LR, MOMENTUM, WEIGHT_DECAY, POWER = 0.1, 0.9, 1e-3, 0.9
 NUM_TOKENS = 8
 
-USAGE = f"""usage: python -m bench.maskd_tokens [dataset=...] [teacher=...] [iterations=N] [key=value ...]
+USAGE = f"""usage: python -m bench.maskd_tokens [--part=both|full|tune] [dataset=...] [teacher=...]
+       [iterations=N] [key=value ...]
 
 Trains {NUM_TOKENS} MasKD tokens on the run's teacher ({ITERATIONS:,} iterations unless iterations=N) with
 the dataset's training batches (train.batch_size, train.crop_size, augmentation) and stores them as
-maskd_tokens/<teacher sha256>.pt beside the teacher checkpoint, where MasKD runs look them up."""
+maskd_tokens/<teacher sha256>.pt beside the teacher checkpoint, where MasKD runs look them up.
+--part=both (default): the full-data teacher's tokens (final runs) and the tuning teacher's, trained on
+the tuning-train part (tuning trials); full or tune: one of them."""
 
 
 def split_iterations(overrides: list[str]) -> tuple[int, list[str]]:
@@ -124,15 +127,20 @@ def train_tokens(cfg: RunConfig, iterations: int = ITERATIONS, num_tokens: int =
     return out
 
 
-def main(overrides: list[str]) -> None:
+def main(args: list[str]) -> None:
+    """Tokens on each teacher of ``--part`` (both by default: the full-data teacher's for final runs,
+    the tuning teacher's, trained on the tuning-train part, for tuning trials)."""
     from bench.config.compose import load_config
+    from bench.teacher import part_overrides, split_part
 
+    part, overrides = split_part(args)
     iterations, rest = split_iterations(overrides)
-    train_tokens(load_config(rest), iterations)
+    for o in part_overrides(rest, part):
+        train_tokens(load_config(o), iterations)
 
 
 def cli() -> None:
-    run_cli(main, "run", USAGE)
+    run_cli(main, "run", USAGE, flags=("--part",))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """What a comparison will cost, before anything trains: ``python -m bench.plan`` (``make plan``).
 
-For each dataset it lists the teacher, the study of the baseline and of every method (trials × the
-per-trial schedule, plus the hold-out validations that feed the pruner) and the finals (seeds × the
-protocol's full schedule, plus one validation each), with the step time each assumes, the GPU-hours
-and the checkpoint disk; then the total. Step times come from a short calibration on the current
-device (random inputs at the training size through the composed student, teacher and loss terms,
-forward + backward + optimizer step) when a GPU is visible or ``--calibrate`` is given; otherwise
-from an *estimate*: the FLOPs of the step (student forward + backward ≈ 3 × forward, plus the teacher's
-forward; counted with ``torch.utils.flop_counter`` on the meta device) at an assumed throughput
-(``--tflops``). Estimates leave out the KD terms' own cost (see ``make perf-kd``) and data loading.
+For each dataset it lists the teachers (the full-data teacher of the finals and, for a KD method, each
+repeat's tuning teacher, trained on the tuning-train part: ``<teacher>/tune``), the study of the
+baseline and of every method (trials × the per-trial schedule, plus the hold-out validations that feed
+the pruner) and the finals (seeds × the protocol's full schedule, plus one validation each), with the
+step time each assumes, the GPU-hours and the checkpoint disk; then the total. Step times come from a
+short calibration on the current device (random inputs at the training size through the composed
+student, teacher and loss terms, forward + backward + optimizer step) when a GPU is visible or
+``--calibrate`` is given; otherwise from an *estimate*: the FLOPs of the step (student forward +
+backward ≈ 3 × forward, plus the teacher's forward; counted with ``torch.utils.flop_counter`` on the
+meta device) at an assumed throughput (``--tflops``). Estimates leave out the KD terms' own cost (see
+``make perf-kd``) and data loading.
 
 Usage: ``python -m bench.plan [dataset=a,b|all] [method=m1,m2] [student=...] [teacher=...]
 [tune.*=...] [key=value ...] [--estimate | --calibrate] [--tflops 60] [--steps 10]``; without
@@ -243,24 +245,20 @@ def split_sizes(cfg: RunConfig) -> tuple[int, int, int]:
 
 
 def plan_dataset(
-    overrides: Sequence[str], methods: Sequence[str], timing: Timing, teacher_cfg: RunConfig
+    overrides: Sequence[str],
+    methods: Sequence[str],
+    timing: Timing,
+    teacher_cfg: RunConfig | Sequence[RunConfig],
 ) -> list[Row]:
-    """The rows of one dataset: teacher, one study per method (baseline first) and their finals."""
+    """The rows of one dataset: the teachers (the full-data one, then each repeat's tuning teacher,
+    :func:`bench.teacher.teacher_configs`), one study per method (baseline first) and their finals."""
     rows = []
-    t = teacher_cfg
-    _, _, val = split_sizes(t)
-    teacher_params = parameter_count(t.student, t.dataset.num_classes)
-    exists = teacher_path(t).is_file()
-    rows.append(
-        Row(
-            t.dataset.name, "teacher", t.teacher.name, 0 if exists else 1, t.train.iterations, timing.step(t),
-            1, val, timing.eval_image(t), 0 if exists else 4 * BYTES * teacher_params,
-            f"{teacher_path(t)} exists" if exists else "",
-        )
-    )  # fmt: skip
+    teachers = [teacher_cfg] if isinstance(teacher_cfg, RunConfig) else list(teacher_cfg)
+    any_kd = False
     finals, tokens_for = [], []
     for method in methods:
         cfg = load_config([*overrides, f"method={method}"])
+        any_kd = any_kd or needs_teacher(cfg)
         if uses_teacher_tokens(cfg):
             tokens_for.append(method)
         _, held, val = split_sizes(cfg)
@@ -287,9 +285,33 @@ def plan_dataset(
             Row(cfg.dataset.name, "fidelity", method, fidelity_runs, cfg.train.iterations, step, 1, held,
                 image, fidelity_runs * 3 * BYTES * params, "optional: make fidelity")
         )  # fmt: skip
+    # the tuning teachers only when a KD method tunes with them
+    teacher_rows = [teacher_row(c, timing) for c in (teachers if any_kd else teachers[:1])]
     if tokens_for:
-        rows.append(tokens_row(t, timing, tokens_for))
-    return rows + finals
+        rows.extend(tokens_row(c, timing, tokens_for) for c in teachers)
+    return teacher_rows + rows + finals
+
+
+def teacher_row(t: RunConfig, timing: Timing) -> Row:
+    """One teacher's training (nothing when its checkpoint is stored): the full-data teacher, or a
+    tuning teacher (the same recipe on the tuning-train part, named ``<teacher>/tune``)."""
+    from bench.teachers import is_tune_part
+
+    _, _, val = split_sizes(t)
+    params = parameter_count(t.student, t.dataset.num_classes)
+    path = teacher_path(t)
+    exists = path.is_file()
+    tune = is_tune_part(t.train.split)
+    what = f"{t.teacher.name}/tune" if tune else t.teacher.name
+    note = f"{path} exists" if exists else ""
+    if tune:
+        note = f"tuning teacher: train minus the hold-out (seed {t.dataset.holdout_seed})" + (
+            f"; {note}" if note else ""
+        )
+    return Row(
+        t.dataset.name, "teacher", what, 0 if exists else 1, t.train.iterations, timing.step(t), 1, val,
+        timing.eval_image(t), 0 if exists else 4 * BYTES * params, note,
+    )  # fmt: skip
 
 
 def experiment_rows(rows: list[Row], student: str | None, index: int, converted: str | None) -> list[Row]:
@@ -300,7 +322,7 @@ def experiment_rows(rows: list[Row], student: str | None, index: int, converted:
         if r.stage == "teacher" and r.method != "maskd_tokens":
             if index:
                 continue
-            if converted and r.runs:
+            if converted and r.runs and not r.method.endswith("/tune"):  # the tuning teacher still trains
                 r = replace(r, runs=0, disk_bytes=0.0, note=f"converted from {converted} (make reproduce)")
         elif student:
             r = replace(r, method=f"{student}/{r.method}")
@@ -324,12 +346,14 @@ def tokens_row(t: RunConfig, timing: Timing, methods: Sequence[str]) -> Row:
     """
     from bench.maskd_tokens import ITERATIONS
     from bench.methods.terms.maskd import tokens_path
+    from bench.teachers import is_tune_part
     from bench.utils.io import sha256_file
 
     path = teacher_path(t)
     stored = path.is_file() and tokens_path(path, sha256_file(path)).is_file()
     note = "stored" if stored else f"make maskd-tokens, for {', '.join(methods)}"
-    return Row(t.dataset.name, "teacher", "maskd_tokens", 0 if stored else 1, ITERATIONS, timing.step(t) / 3,
+    what = "maskd_tokens/tune" if is_tune_part(t.train.split) else "maskd_tokens"
+    return Row(t.dataset.name, "teacher", what, 0 if stored else 1, ITERATIONS, timing.step(t) / 3,
                0, 0, 0.0, 0.0, note)  # fmt: skip
 
 
@@ -404,7 +428,7 @@ def parse(argv: Sequence[str]) -> tuple[list[str], list[str], list[str], dict]:
 
 
 def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str:
-    from bench.teacher import teacher_config
+    from bench.teacher import teacher_configs
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if {"-h", "--help"} & set(argv):
@@ -420,7 +444,7 @@ def main(argv: Sequence[str] | None = None, timing: Timing | None = None) -> str
         for i, (student, chosen) in enumerate(runs.items()):
             overrides = [f"dataset={dataset}", *([f"student={student}"] if student else []), *rest]
             teacher_overrides = Overrides(overrides).without("student", "method", below=False).as_list()
-            got = plan_dataset(overrides, chosen, timing, teacher_config(teacher_overrides))
+            got = plan_dataset(overrides, chosen, timing, teacher_configs(teacher_overrides))
             rows += experiment_rows(got, student if len(runs) > 1 else None, i, flags.get("converted"))
     cfg = load_config([f"dataset={datasets[0]}", *rest])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (no GPU visible)"

@@ -6,7 +6,9 @@ method presets of the table. Without ``--run`` the commands are printed, one a l
 by hand; with ``--run`` they run in order and the first failure stops the rest (its exit status).
 
 1. the official teacher checkpoint (``DIR/<teacher_file>``) is converted into the teacher this
-   project loads (skipped when that teacher file exists already);
+   project loads (skipped when that teacher file exists already); the finals distil from it, while
+   the KD trials use a tuning teacher trained without the tuning hold-out (``bench.teacher
+   --part=tune``, skipped when it exists), since the official teacher saw those images;
 2. the baseline and every KD method is tuned for each student (``bench.sweep``), the student's
    encoder starting from the official ImageNet backbone file (``DIR/<backbone file>``);
 3. the finals of those studies (``bench.final``) and the report (``bench.report``), where the
@@ -28,9 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config.compose import conf_dir, load_config
-from bench.config.overrides import Overrides
 from bench.errors import BenchError, ConfigError
+from bench.paths import conf_dir
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def experiment_name(paper: str, dataset: str) -> str:
 
 def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple[list[Step], dict[Path, str]]:
     """The commands of a reproduction, and the official files they read (path → download URL)."""
+    from bench.config.compose import load_config  # here, not above: --help answers without Hydra
+    from bench.config.overrides import Overrides
     from bench.teachers import teacher_path
 
     name = experiment_name(paper, dataset)
@@ -80,6 +83,10 @@ def plan_steps(paper: str, dataset: str, files: Path, extra: list[str]) -> tuple
         needed[src] = rep.downloads.get(rep.teacher_file, "")
         convert = (rep.codebase, str(src), "--preset", cfg.teacher.name, "--dataset", dataset)
         steps.append(Step("bench.convert", (*convert, "-o", str(teacher))))
+    if any(runs.values()) and not teacher_path(cfg, "tune_train").is_file():
+        # KD trials are scored on the tuning hold-out: their teacher is trained without it (the
+        # official one saw it), under the project's teacher recipe (bench.teacher_split)
+        steps.append(Step("bench.teacher", ("--part=tune", f"experiment={name}", *extra)))
     for student, methods in runs.items():
         weights = []
         if student in rep.backbones:

@@ -1,8 +1,13 @@
 """Teacher checkpoints: saved by ``make teacher`` under a key, loaded by key or explicit path.
 
-The key is ``<teachers_dir>/<dataset>/<teacher preset>.pt``. A checkpoint records the architecture,
-the class count and the dataset it was trained on; loading one into a run with a different
-architecture, class count or dataset is an error — never a silently random or mismatched teacher.
+The key is ``<teachers_dir>/<dataset>/<teacher preset>.pt`` for the teacher trained on the whole
+training split (the finals' teacher), and ``<teacher preset>.tune-h<holdout_size>-s<holdout_seed>.pt``
+for the one trained on the tuning-train part only (train minus the tuning hold-out), which tuning
+trials use (``train.split=tune_train``), so that KD trials are never scored on images whose labels
+their teacher fitted. A checkpoint records the architecture, the class count, the dataset and the
+training images it was trained on (:mod:`bench.teacher_split`); loading one into a run with a
+different architecture, class count or dataset is an error — never a silently random or mismatched
+teacher.
 """
 
 from __future__ import annotations
@@ -39,11 +44,32 @@ ARCH_FIELDS = (
 ARCH_DEFAULTS = {"channel_order": "rgb"}
 
 
-def teacher_path(cfg: RunConfig) -> Path:
-    """The checkpoint a run uses: ``teacher.checkpoint`` if set, else the key path."""
+def teacher_path(cfg: RunConfig, split: str | None = None) -> Path:
+    """The checkpoint a run uses: ``teacher.checkpoint`` if set, else the key path of the part its
+    training split (``split``, default ``train.split``) reads: the tuning-train part's teacher for
+    ``tune_train``, the full-data teacher otherwise."""
     if cfg.teacher.checkpoint:
         return Path(cfg.teacher.checkpoint)
-    return Path(cfg.teachers_dir) / cfg.dataset.name / f"{cfg.teacher.name}.pt"
+    folder = Path(cfg.teachers_dir) / cfg.dataset.name
+    if is_tune_part(split if split is not None else cfg.train.split):
+        return folder / f"{cfg.teacher.name}.{tune_part_label(cfg)}.pt"
+    return folder / f"{cfg.teacher.name}.pt"
+
+
+def is_tune_part(split: object) -> bool:
+    """Whether a training split is the tuning-train part (train minus the tuning hold-out)."""
+    return str(getattr(split, "value", split)) == "tune_train"
+
+
+def tune_part_label(cfg: RunConfig) -> str:
+    """``tune-h<holdout_size>-s<holdout_seed>``: which hold-out the tuning-train part leaves out."""
+    return f"tune-h{cfg.dataset.holdout_size:g}-s{cfg.dataset.holdout_seed}"
+
+
+def train_command(cfg: RunConfig, split: str | None = None) -> str:
+    """The command that trains the teacher of ``cfg``'s part (``split``, default ``train.split``)."""
+    part = " PART=tune" if is_tune_part(split if split is not None else cfg.train.split) else ""
+    return f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}{part}`"
 
 
 def save_teacher(
@@ -53,9 +79,12 @@ def save_teacher(
     run: RunConfig,
     metrics: dict[str, Any],
     data: dict[str, Any] | None = None,
+    trained_on: dict[str, Any] | None = None,
 ) -> Path:
     """Store a trained network as a teacher checkpoint (atomically); ``data``: ``{split: fingerprint}``
-    of what it trained on (:mod:`bench.data.fingerprint`), which the teacher check compares."""
+    of what it trained on (:mod:`bench.data.fingerprint`), which the teacher check compares;
+    ``trained_on``: the record of its training images (:func:`bench.teacher_split.trained_on`), which
+    the tuning hold-out check compares."""
     meta = {
         "dataset": run.dataset.name,
         "data": data,
@@ -64,6 +93,7 @@ def save_teacher(
         "metrics": metrics,  # a result row's, in percent
         "metrics_unit": METRICS_UNIT,
         "seed": run.seed,
+        "trained_on": trained_on,
     }
     return save_torch_atomic(path, {"state_dict": model.state_dict(), "meta": meta})
 
@@ -82,11 +112,7 @@ def load_teacher(cfg: RunConfig, device: torch.device) -> tuple[Segmenter, Path,
     """Build the teacher, load and check its checkpoint; returns (model, path, sha256)."""
     path = teacher_path(cfg)
     if not path.is_file():
-        how = (
-            f"`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}`"
-            if not cfg.teacher.checkpoint
-            else "the path"
-        )
+        how = train_command(cfg) if not cfg.teacher.checkpoint else "the path"
         raise CheckpointError(
             f"no teacher checkpoint at {path} (dataset '{cfg.dataset.name}', teacher "
             f"'{cfg.teacher.name}'); train one with {how}, or pass teacher.checkpoint=/path/to/teacher.pt"
@@ -122,7 +148,7 @@ def _check_meta(meta: dict, cfg: RunConfig, path: Path) -> None:
     if problems:
         raise CheckpointError(
             f"teacher checkpoint {path} does not match this run: " + "; ".join(problems) + ". Retrain it "
-            f"(`make teacher DATASET={cfg.dataset.name} TEACHER={cfg.teacher.name}` after deleting the file; "
+            f"({train_command(cfg)} after deleting the file; "
             "`make clean` deletes every generated result), or pass teacher.checkpoint=/path/to/teacher.pt"
         )
 

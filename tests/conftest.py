@@ -43,22 +43,29 @@ class CrashAt(Callback):
 
 @pytest.fixture(scope="session")
 def teachers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a (briefly) trained synthetic teacher under its key, and its MasKD tokens."""
+    """A folder holding (briefly) trained synthetic teachers under their keys, and their MasKD tokens:
+    the full-data teacher and the tuning teachers of :func:`sweep_args`' hold-out (two repeats)."""
     from bench.maskd_tokens import train_tokens
-    from bench.teacher import teacher_config, train_teacher
+    from bench.teacher import part_overrides, teacher_config, train_teacher
 
     tmp = tmp_path_factory.mktemp("teacher")
-    cfg = teacher_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"])
-    train_teacher(cfg)
-    train_tokens(load_config([*TINY, f"output_dir={tmp / 'run'}", f"teachers_dir={tmp / 'teachers'}"]), 2)
+    common = [*TINY, *HOLDOUT, "tune.repeats=2", f"teachers_dir={tmp / 'teachers'}"]
+    for i, overrides in enumerate(part_overrides(common, "both")):
+        run = f"output_dir={tmp / 'run' / str(i)}"
+        train_teacher(teacher_config([*overrides, run]))
+        train_tokens(load_config([*overrides, run]), 2)
     return tmp / "teachers"
+
+
+# The tuning hold-out of the sweeps of the tests (its tuning teachers are in the teachers_dir fixture).
+HOLDOUT = ["dataset.holdout_size=0.25"]
 
 
 def sweep_args(tmp: Path, teachers: Path | None = None, *overrides: str) -> list[str]:
     """Overrides for a CPU-sized sweep whose studies, trials and finals live under ``tmp``."""
     return [
         *TINY,
-        "dataset.holdout_size=0.25",
+        *HOLDOUT,
         f"tune.studies_dir={tmp / 'studies'}",
         f"tune.trials_dir={tmp / 'trials'}",
         f"tune.finals_dir={tmp / 'finals'}",

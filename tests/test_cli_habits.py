@@ -73,7 +73,7 @@ def test_a_config_error_is_reported_before_the_training_imports(module):
     assert "HEAVY []" in result.stdout
 
 
-@pytest.mark.parametrize("module", [*ENTRY_POINTS, "bench.report", "bench.visualize"])
+@pytest.mark.parametrize("module", [*ENTRY_POINTS, "bench.report", "bench.visualize", "bench.reproduce"])
 def test_help_imports_neither_torch_nor_hydra(module):
     # What makes --help slow is importing torch/smp (seconds) before parsing; check it is not imported.
     result = _run_module(module, "--help", heavy=("torch", "hydra", "segmentation_models_pytorch"))

@@ -93,3 +93,44 @@ def test_the_scan_catches_a_missing_path():
     text = "see `bench/tune/gone.py`, `conf/train/<dataset>_teacher.yaml` and tests/methods/test_<term>.py"
     assert cited_paths(text) == {"bench/tune/gone.py", "conf/train", "tests/methods"}
     assert not (ROOT / "bench/tune/gone.py").exists()
+
+
+EVERY_TERM = "### Every term: paper, official code, defaults, cost"
+
+
+def terms_listed(text: str) -> dict[str, list[str]]:
+    """The rows of the methods guide's every-term table: term → its other cells (stripped)."""
+    section = text.split(EVERY_TERM, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if m := re.match(r"^\| `(\w+)` \|(.*)\|$", line):
+            rows[m.group(1)] = [cell.strip() for cell in m.group(2).split("|")]
+    return rows
+
+
+def test_the_methods_guide_lists_every_term_with_paper_code_defaults_and_cost():
+    from bench.methods import TERMS
+
+    rows = terms_listed((ROOT / "docs" / "5_methods.md").read_text())
+    names = {n for n in TERMS.names() if not n.startswith("_")}
+    assert names - rows.keys() == set(), "add these terms to docs/5_methods.md's every-term table"
+    assert rows.keys() - names == set(), "rows for terms that are not registered"
+    incomplete = {name: cells for name, cells in rows.items() if len(cells) != 4 or not all(cells)}
+    assert not incomplete, "each row needs paper, official code, defaults and cost"
+
+
+def test_the_term_table_check_sees_a_missing_row_and_an_empty_cell():
+    text = "\n".join(
+        [
+            EVERY_TERM,
+            "| term | a | b | c | d |",
+            "|---|---|---|---|---|",
+            "| `kd` | p | c | d | 1 ms |",
+            "| `fitnet` | p |  | d | 1 ms |",
+            "## next",
+            "| `at` | p | c | d | 1 ms |",
+        ]
+    )
+    rows = terms_listed(text)
+    assert set(rows) == {"kd", "fitnet"}  # `at` is below the section
+    assert rows["fitnet"][1] == ""

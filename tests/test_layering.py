@@ -34,8 +34,9 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ("data and networks", ("bench.data", "bench.models"), "the dataset and model registries, taps"),
     (
         "losses, evaluation, teachers, tracking",
-        ("bench.methods", "bench.evaluation", "bench.teachers", "bench.tracking"),
-        "the KD-term registry and objective, metrics and inference, teacher checkpoints, logger backends",
+        ("bench.methods", "bench.evaluation", "bench.teachers", "bench.teacher_split", "bench.tracking"),
+        "the KD-term registry and objective, metrics and inference, teacher checkpoints and the images "
+        "they were trained on, logger backends",
     ),
     (
         "composition",

@@ -39,8 +39,9 @@ def test_plan_arithmetic(tmp_path, capsys):
     ]  # fmt: skip
     text = main(["dataset=synthetic", "method=kd", *common], timing=Fixed())
     rows = _rows(text)
-    assert set(rows) == {("teacher", "deeplabv3_small"), ("study", "baseline"), ("study", "kd"),
-                         ("finals", "baseline"), ("finals", "kd")}  # fmt: skip
+    assert set(rows) == {("teacher", "deeplabv3_small"), ("teacher", "deeplabv3_small/tune"),
+                         ("study", "baseline"), ("study", "kd"), ("finals", "baseline"),
+                         ("finals", "kd")}  # fmt: skip
     cfg = load_config(["dataset=synthetic", *common])
     assert split_sizes(cfg) == (100, 20, 10)
     # study: 4 trials × (100 steps × 0.5 s + 4 validations × 20 hold-out images × 0.1 s) = 232 s
@@ -54,7 +55,8 @@ def test_plan_arithmetic(tmp_path, capsys):
     assert float(finals[9]) == pytest.approx(2 * 3 * BYTES * params / 1e9, abs=0.006)
     hours = {"study": 2 * 4 * (100 * 0.5 + 4 * 20 * 0.1), "finals": 2 * 2 * (300 * 0.5 + 10 * 0.1)}
     teacher_cfg = load_config(["dataset=synthetic", *common], "teacher_run")
-    hours["teacher"] = teacher_cfg.train.iterations * 0.5 + 10 * 0.1
+    # two teachers under one recipe: the full-data one (finals) and the tuning one (train minus hold-out)
+    hours["teacher"] = 2 * (teacher_cfg.train.iterations * 0.5 + 10 * 0.1)
     total = sum(hours.values()) / 3600
     assert f"synthetic total: {total:,.1f} GPU-h (teacher {hours['teacher'] / 3600:,.1f}" in text
     # make fidelity, priced but optional (not in the total): 2 × tune.fidelity_k runs at the final
@@ -67,6 +69,18 @@ def test_plan_arithmetic(tmp_path, capsys):
     (tmp_path / "synthetic" / "deeplabv3_small.pt").write_bytes(b"")
     again = _rows(main(["dataset=synthetic", "method=kd", *common], timing=Fixed()))
     assert again[("teacher", "deeplabv3_small")][3] == "0"
+    assert again[("teacher", "deeplabv3_small/tune")][3] == "1"  # the tuning teacher is still to train
+    capsys.readouterr()
+
+
+def test_plan_prices_a_tuning_teacher_per_repeat_and_none_without_kd(tmp_path, capsys):
+    common = ["tune.trials=2", "tune.trial_iterations=10", f"teachers_dir={tmp_path}", "tune.repeats=2"]
+    text = main(["dataset=synthetic", "method=kd", *common], timing=Fixed())
+    tuning = [line for line in text.splitlines() if "deeplabv3_small/tune" in line]
+    assert len(tuning) == 2  # each repeat's hold-out has its own tuning teacher
+    assert "seed 0)" in tuning[0] and "seed 0)" not in tuning[1]
+    baseline_only = _rows(main(["dataset=synthetic", "method=baseline", *common], timing=Fixed()))
+    assert ("teacher", "deeplabv3_small/tune") not in baseline_only
     capsys.readouterr()
 
 

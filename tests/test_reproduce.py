@@ -11,7 +11,7 @@ import pytest
 
 from bench.config.compose import conf_dir, load_config
 from bench.report import published
-from bench.reproduce import experiments, main, plan_steps
+from bench.reproduce import Step, experiments, main, plan_steps
 
 from .test_plan import Fixed
 
@@ -67,8 +67,12 @@ def test_the_commands_of_a_reproduction(tmp_path, monkeypatch, capsys):
     (tmp_path / "results/teachers/voc").mkdir(parents=True)
     (tmp_path / "results/teachers/voc/deeplabv3_r101.pt").write_bytes(b"x")
     steps, needed = plan_steps("cirkd", "voc", Path("dl"), [])
-    assert steps[0].module == "bench.sweep"
+    # the tuning teacher: trained without the hold-out the KD trials are scored on (the official saw it)
+    assert steps[0] == Step("bench.teacher", ("--part=tune", "experiment=cirkd_voc"))
+    assert steps[1].module == "bench.sweep"
     assert Path("dl/deeplabv3_resnet101_voc_best_model.pth") not in needed
+    (tmp_path / "results/teachers/voc/deeplabv3_r101.tune-h0.1-s0.pt").write_bytes(b"x")
+    assert plan_steps("cirkd", "voc", Path("dl"), [])[0][0].module == "bench.sweep"
 
 
 @pytest.mark.parametrize(("paper", "dataset"), [("nope", "cityscapes"), ("cirkd", "synthetic"), ("", "voc")])
@@ -98,7 +102,8 @@ def test_make_reproduce_and_plan_take_paper_and_dataset():
     done = make("-s", "reproduce", "PAPER=nope", "DATASET=voc")
     assert done.returncode == 2 and "no experiment for PAPER=nope DATASET=voc; known:" in done.stderr
     dry = make("-n", "reproduce", "PAPER=cirkd", "DATASET=voc", "RUN=1", "FILES=dl", "TRIALS=4")
-    assert 'bench.reproduce "cirkd" "voc" --files dl --run tune.trials=4' in dry.stdout
+    recipe = " ".join(dry.stdout.replace("\\\n", " ").split())  # one line, continuations joined
+    assert 'bench.reproduce "cirkd" "voc" --files dl --run tune.trials=4' in recipe
     assert "bench.plan experiment=cirkd_voc" in make("-n", "plan", "PAPER=cirkd", "DATASET=voc").stdout
     assert "reproduce" in make("-s", "help").stdout
 
@@ -117,7 +122,10 @@ def test_plan_prices_a_published_table_as_reproduce_runs_it(tmp_path):
         "pspnet_r18/cirkd_paper",
     ]
     teacher = [p for p in lines if p[1:2] == ["teacher"]]
-    assert len(teacher) == 1 and teacher[0][3] == "0" and "converted from" in " ".join(teacher[0])
+    assert len(teacher) == 2 and teacher[0][3] == "0" and "converted from" in " ".join(teacher[0])
+    assert (
+        teacher[1][2] == "deeplabv3_r101/tune" and teacher[1][3] == "1"
+    )  # trained: the official saw the hold-out
     assert all(p[0] == "voc" for p in lines if p[1:2] in (["study"], ["finals"]))
 
 

@@ -11,7 +11,8 @@ not where it lies:
   by ids and sizes plus the contents of :data:`SAMPLED` files spread evenly over it
   (``content: sampled``): one ``stat`` per file, a fraction of a second;
 - generated datasets (``synthetic``): their generation settings and sample indices (``content:
-  generated``), which determine every pixel.
+  generated``), which determine every pixel (not the hold-out's settings: a repeat's own hold-out
+  seed leaves ``train`` as it is).
 
 The root itself is left out, so a clone of the same data elsewhere has the same fingerprint; it is
 recorded beside it (``root``) for messages only. Files' digests are kept per process by (path, size,
@@ -37,8 +38,9 @@ CONTENT_FILES = 2000
 CONTENT_BYTES = 256 << 20
 SAMPLED = 64  # files of a larger split whose contents are read (evenly spread over its sorted list)
 SHORT = 12  # hex digits shown in messages and tables
-# Dataset settings that say where a copy is, not what it holds.
-PLACE_KEYS = ("root",)
+# Dataset settings that do not change a split's samples: where a copy is, how the hold-out is carved
+# (the tuning splits' indices carry that), checks, and the splits' sizes (the indices carry those).
+NOT_CONTENT = ("root", "holdout_size", "holdout_seed", "allow_partial", "train_size", "val_size")
 
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
@@ -85,7 +87,7 @@ def _base_and_indices(dataset: Dataset) -> tuple[Dataset, list[int]]:
 
 def _generated(dataset: Dataset, indices: list[int]) -> dict[str, Any]:
     cfg = getattr(dataset, "cfg", None)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in PLACE_KEYS} if cfg is not None else {}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in NOT_CONTENT} if cfg is not None else {}
     text = json.dumps(
         {
             "class": type(dataset).__name__,

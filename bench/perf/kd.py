@@ -238,8 +238,9 @@ def time_term(name: str, s: Settings) -> Row:
     if estimate is not None and estimate > s.memory_limit_mb:
         row.note = f"skipped: estimate {estimate:.0f} MB > {s.memory_limit_mb:.0f} MB"
         return row
-    student = make_tensors(s, "student", cls.requires, grad=True)
-    teacher = make_tensors(s, "teacher", cls.requires, grad=False) if cls.needs_teacher else None
+    row.reads = ", ".join(sorted(term.requires))  # a term holding others reads what they read
+    student = make_tensors(s, "student", term.requires, grad=True)
+    teacher = make_tensors(s, "teacher", term.requires, grad=False) if cls.needs_teacher else None
     labels = make_labels(s)
     forward_backward, after, peaks = [], [], []
     try:

@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         "their versions and the flags say the mix was allowed (without it, such rows are flagged)",
     )
     parser.add_argument(
+        "--correct-across",
+        action="store_true",
+        help="add p_holm_all: Holm over every KD method of every comparison (datasets × students × "
+        "teachers) of a table, beside p_holm (one comparison); comparison.md names both families",
+    )
+    parser.add_argument(
         "--storage",
         default=None,
         metavar="URL",
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             ci=args.ci,
             studies=args.study,
             allow_mixed_code=args.allow_mixed_code,
+            correct_across=args.correct_across,
         )
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Published results beside the tuned comparison: ``published_miou``, ``published_baseline``,
-``published_delta`` and a line per matching row of comparison.md.
+``published_delta`` and a line per matching row under the Markdown table.
 
-The published numbers are data, one file per source in ``conf/published/`` (see its README.md). A row
+The published numbers are data, one file per source in ``conf/published/`` (conf/published/README.md). A row
 of the comparison matches a published row when its dataset, its protocol (the ``reproduction.protocol``
 label its finals were composed with, ``conf/protocol/<name>.yaml``), its teacher and student presets
 and its method preset are the published row's; the baseline row matches any published row of its

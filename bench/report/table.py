@@ -20,13 +20,14 @@ import pandas as pd
 
 from bench.config.budget import Budget
 from bench.errors import BenchError, ConfigError
-from bench.report import finals_terms, identity_terms, published
+from bench.report import families, finals_terms, identity_terms, published
 from bench.report.compute_check import compute_problems
 from bench.report.pruning import pruned_problem
 from bench.report.selection import selection_problems
 from bench.report.stats import BCA_MIN_SEEDS, holm, paired_delta, undertuned, undertuned_tail
 from bench.report.tuning_curves import method_crossover
 from bench.results import RESULT_FILE, read_row
+from bench.teacher_split import report_problem
 from bench.tune.study import settings_hash
 from bench.utils.io import write_text_atomic
 
@@ -238,11 +239,14 @@ def comparison(
     ci: str = "t",
     studies: Sequence[str] = (),
     allow_mixed_code: bool = False,
+    correct_across: bool = False,
 ) -> pd.DataFrame:
     """The comparison table from :func:`final_runs` (mIoU and Δ in percentage points).
 
     ``allow_mixed_code``: finals of several commits or of a changed tree are not flagged; the
     ``code`` column shows their versions and :func:`flags` says the mix was allowed.
+    ``correct_across``: a ``p_holm_all`` column, Holm over every KD method of every comparison
+    (:mod:`bench.report.families`).
     """
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS + EXTRA)
@@ -268,10 +272,11 @@ def comparison(
         _flag_non_finite(rows, members)
         out.extend({**r, "p_holm": adjusted} for r, adjusted in zip(rows, holm_family(rows), strict=True))
     published.add_columns(out, runs)
-    return pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+    table = pd.DataFrame.from_records(out, columns=COLUMNS + EXTRA)
+    return families.correct_across(table, holm_family) if correct_across else table
 
 
-HOLM_FAMILY = "Holm's family: the KD methods of each dataset × student × teacher (one comparison)"
+HOLM_FAMILY = families.WITHIN
 
 
 def holm_family(rows: list[dict[str, Any]]) -> list[float]:
@@ -595,6 +600,9 @@ def _own_problems(m: MethodResult) -> list[str]:
             problems.append(
                 f"the finals used teacher {r['teacher_sha256'][:12]}, the study was tuned with {tuned[:12]}"
             )
+        saw = report_problem(settings)  # the tuning teacher fitted the hold-out the trials are scored on
+        if saw:
+            problems.append(saw)
         outside = [k for k in (settings.get("space") or {}).get("method", {}) if not k.startswith("method.")]
         if outside:
             problems.append(
@@ -667,9 +675,11 @@ def write_tables(table: pd.DataFrame, out_dir: Path, name: str = "comparison") -
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
     write_text_atomic(paths["csv"], table.to_csv(index=False))
-    shown = table[[*COLUMNS, "budget_check", "extra_dims"]]
-    md = shown.to_markdown(index=False, floatfmt=".2f")
-    md += f"\n\n{HOLM_FAMILY}."
+    columns = [*COLUMNS]
+    if families.ACROSS_COLUMN in table.columns:  # --correct-across: beside p_holm
+        columns.insert(columns.index("p_holm") + 1, families.ACROSS_COLUMN)
+    shown = table[[*columns, "budget_check", "extra_dims"]]
+    md = f"{families.family_text(table)}.\n\n" + shown.to_markdown(index=False, floatfmt=".2f")
     read_against = published.lines(table)
     if read_against:
         md += "\n\nPublished results beside ours:\n\n" + "\n".join(f"- {line}" for line in read_against)

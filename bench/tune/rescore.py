@@ -36,7 +36,8 @@ from bench.tune.trial_config import trial_config, trial_values
 from bench.utils.units import PERCENT, to_percent
 from bench.workers.multi_gpu import trial_trainer
 
-RESCORED = "rescored_without_pruning"  # study user attribute: {trial number: hold-out mIoU (%) or None}
+# study user attribute: {trial number: hold-out mIoU in percent, or None when it diverged}
+RESCORED = "rescored_without_pruning"
 
 
 @dataclass
@@ -47,17 +48,17 @@ class StudyRescore:
     method: str
     budget: Budget
     trials: list[FrozenTrial]  # the comparison's prefix (slot order)
-    rescored: dict[int, float | None] = field(default_factory=dict)  # (%); None: diverged when completed
+    rescored: dict[int, float | None] = field(default_factory=dict)  # %, None: diverged when completed
     repeat: int = 0
-    unit: str = PERCENT  # of the trials' values (bench.tune.study.value_unit)
+    unit: str = PERCENT  # the unit of the study's trial values (older studies: fractions)
 
     @property
     def pruned(self) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state == TrialState.PRUNED]
 
     def best(self, pruning: bool) -> tuple[int, float] | None:
-        """(trial number, hold-out mIoU in percent) of the best trial with pruning (as the study recorded
-        it) or without (pruned trials scored at completion); ties go to the lower trial number."""
+        """(trial number, hold-out mIoU %) of the best trial with pruning (as the study recorded it) or
+        without (pruned trials scored at completion); ties go to the lower trial number."""
         scores = {
             t.number: to_percent(t.value, self.unit) for t in self.trials if t.state == TrialState.COMPLETE
         }

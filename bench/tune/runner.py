@@ -27,6 +27,8 @@ from bench.config.overrides import Overrides
 from bench.engine.trainer import Callback, Trainer
 from bench.errors import BenchError, ConfigError
 from bench.evaluation import Metrics
+from bench.methods import needs_teacher
+from bench.teacher_split import check_tuning_teacher_exists
 from bench.tune import heartbeat as hb
 from bench.tune import study as st
 from bench.tune.compute_record import COMPUTE, trial_compute
@@ -150,6 +152,10 @@ def check_sweep_needs(cfg: RunConfig) -> None:
 
     folders = [cfg.tune.trials_dir] + ([] if cfg.tune.storage else [cfg.tune.studies_dir])
     check_run_needs(cfg, ("tune_train", "tune_holdout"), folders)
+    if needs_teacher(cfg):  # the trials' own teacher, trained without the hold-out they are scored on
+        from bench.preflight import check_teacher_data
+
+        check_teacher_data(cfg, check_tuning_teacher_exists(cfg))
 
 
 @dataclass

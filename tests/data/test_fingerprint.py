@@ -120,6 +120,15 @@ def test_generated_data_by_its_settings():
     assert len({split_fingerprint(cfg, s)["sha256"] for s in SPLITS}) == 4
 
 
+def test_a_repeats_hold_out_seed_leaves_the_training_split_as_it_is():
+    """The demo's case: repeat 1 carves its own hold-out; its teacher trained on the same `train`."""
+    cfg = load_config(TINY).dataset
+    other = dataclasses.replace(cfg, holdout_seed=cfg.holdout_seed + 1, holdout_size=0.5)
+    for split in ("train", "val"):
+        assert split_fingerprint(other, split) == split_fingerprint(cfg, split)
+    assert split_fingerprint(other, "tune_train") != split_fingerprint(cfg, "tune_train")
+
+
 @pytest.mark.parametrize("split", ["tune_train", "tune_holdout"])
 def test_the_hold_out_seed_changes_the_tuning_splits(tmp_path, split):
     a, _, _ = copies(tmp_path)

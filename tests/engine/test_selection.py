@@ -61,10 +61,13 @@ def test_best_on_val_reports_the_best_of_the_validations_and_saves_its_weights(t
     assert any(not torch.equal(saved[k], v) for k, v in seen[2][1].items())  # not the last model
 
 
-def test_best_on_val_validates_fifty_times_by_default(tmp_path, monkeypatch):
-    seen = _scripted(monkeypatch, [0.1 + i / 1000 for i in range(60)])
-    row = train_run(tiny_config(tmp_path, "eval.select=best_on_val", "train.iterations=50"))
-    assert len(seen) == 50 and row["selection"]["interval"] == 1 and row["selection"]["best_step"] == 50
+def test_best_on_val_validates_every_800_of_40k_steps_as_cirkd():
+    from bench.engine.selection import select_interval
+
+    over = ["dataset=cityscapes", "protocol=cirkd"]
+    assert select_interval(load_config([*over, "eval.select=best_on_val"])) == 800  # 50 validations
+    assert select_interval(load_config([*over, "eval.select=best_on_val", "eval.select_interval=100"])) == 100
+    assert select_interval(load_config(over)) == 0  # last: no extra validation
 
 
 def test_the_best_so_far_survives_a_resume(tmp_path, monkeypatch):

@@ -208,14 +208,16 @@ def test_converted_teacher_is_accepted_by_a_run(tmp_path, capsys):
     source = source_network("deeplabv3_r101")
     src, dst = tmp_path / "deeplabv3_resnet101_citys_best_model.pth", tmp_path / "t.pt"
     save_cirkd(src, official_state("cirkd", "deeplabv3_r101", source))
-    code, _ = convert("cirkd", src, "deeplabv3_r101", dst, capsys)
-    assert code == 0
-    out = capsys.readouterr
+    assert (
+        main(["cirkd", str(src), "--preset", "deeplabv3_r101", "--dataset", "cityscapes", "-o", str(dst)])
+        == 0
+    )
+    assert f"use teacher=deeplabv3_r101 teacher.checkpoint={dst}" in capsys.readouterr().out
     cfg = load_config(["dataset=cityscapes", "method=kd", f"teacher.checkpoint={dst}"])
     assert cfg.teacher.name == "deeplabv3_r101"
     check_teacher(cfg)
     teacher, path, _ = load_teacher(cfg, torch.device("cpu"))
-    assert path == dst and out
+    assert path == dst
     images = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
     with torch.no_grad():
         torch.testing.assert_close(teacher(images).logits_low, source(images).logits_low, rtol=0, atol=0)

@@ -10,6 +10,7 @@ import pytest
 
 from bench.report.__main__ import main as report_main
 from bench.report.table import COLUMNS, ReportError, comparison, final_runs
+from bench.teacher_split import make_record
 from bench.tune.study import settings_hash
 
 LR = {"distribution": {"name": "FloatDistribution", "attributes": {"low": 1e-4, "high": 0.1, "log": True}}}
@@ -32,6 +33,14 @@ SETTINGS = {
     "teacher_sha256": None,
 }
 TEACHER = "a" * 64
+# The study's hold-out and a tuning teacher trained on the rest of train: the honest KD study.
+HOLDOUT = {"dataset": "synthetic", "train_images": 24, "holdout_size": 0.25, "holdout_seed": 0}
+CLEAN_TUNING_TEACHER = {
+    "sha256": "b" * 64,
+    "trained_on": make_record("tune_train", "synthetic", 24, 0.25, 0),
+    "holdout": HOLDOUT,
+    "problem": None,
+}
 
 
 def _write(
@@ -54,6 +63,7 @@ def _write(
     if teacher:
         settings.setdefault("teacher_sha256", None)
         settings["teacher_sha256"] = settings["teacher_sha256"] or teacher_sha
+        settings.setdefault("tuning_teacher", CLEAN_TUNING_TEACHER)
     study = study or f"synthetic/tiny/{teacher}/{method}/trials{trials}"
     path = root / (folder or study) / f"seed{seed}" / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from ..conftest import sweep_args
 
 def _study(tmp_path, method, outcomes, teachers=None, *extra):
     """A study of ``method`` whose counted trials ended as ``outcomes`` (a hold-out mIoU in percent, the
-    unit of a study's values, or "pruned")."""
+    unit of a new study's values, or "pruned")."""
     trials = f"tune.trials={len(outcomes)}"
     sweep = Sweep.open(sweep_args(tmp_path, teachers, f"method={method}", trials, *extra))
     for outcome in outcomes:  # slot 0 is the enqueued literature default, as in a sweep
@@ -33,7 +33,7 @@ def _study(tmp_path, method, outcomes, teachers=None, *extra):
 
 
 class _Fake:
-    """Scores a re-run trial from a table (trial number → mIoU) and counts the runs."""
+    """Scores a re-run trial from a table (trial number → mIoU %) and counts the runs."""
 
     def __init__(self, scores):
         self.scores, self.calls = scores, []
@@ -82,7 +82,7 @@ def test_a_real_pruned_trial_is_retrained_to_the_end_of_its_schedule(tmp_path):
     kd, cfg = _study(tmp_path, "baseline", [0.0, "pruned"], None, "tune.trial_iterations=4")
     scored = rescore_study(kd, cfg, train=completed_score)
     value = scored.rescored[1]
-    assert value is not None and 0.0 <= value <= 100.0  # percent
+    assert value is not None and 0.0 <= value <= 100.0
     assert scored.best(False)[0] == (1 if value > 0 else 0)
     row = tmp_path / "trials" / kd.study_name / "rescore" / "trial_0001" / "result.json"
     assert read_row(row)["config"]["train"]["iterations"] == 4  # the study's tuning schedule
@@ -99,3 +99,12 @@ def test_make_rescore_prices_first_and_prints_both_ways(tmp_path, capsys):
     rescore_main(args)
     out = capsys.readouterr().out
     assert "best with pruning: trial 0 (30.00)" in out
+
+
+def test_a_study_of_fractions_is_read_in_percent(tmp_path):
+    """A study made before values were percent holds fractions: its best and the re-scored trial
+    (the trainer's percent) are compared in one unit."""
+    study, cfg = _study(tmp_path, "baseline", [0.31, "pruned"])
+    study.set_user_attr(st.VALUE_UNIT, "fraction")
+    scored = rescore_study(study, cfg, train=_Fake({1: 33.0}))
+    assert scored.best(True) == (0, 31.0) and scored.best(False) == (1, 33.0) and scored.changes

@@ -96,9 +96,9 @@ class CIRKDChannel(LossTerm):
     comes from ``ctx.feature_size`` (⌈h/4⌉·⌈w/4⌉; the release's ``int(h·w/16)`` needs multiples of 4).
     The GCN block the released scripts put on the student feature before FitNet and all relation
     terms is the term ``cirkd_gcn``, which holds this term (``cirkd_v2_paper``). Not copied: SyncBN
-    (BN on one device). Ignore pixels: not label-based. Student features of another size are bilinearly resized
-    to the teacher's first. Batch composition: pairs within groups, queue contents — not a mean over
-    images.
+    (BN on one device). Ignore pixels: not label-based. Student features of another size are
+    bilinearly resized to the teacher's first. Batch composition: pairs within groups, queue
+    contents — not a mean over images.
     """
 
     Config = CIRKDChannelConfig

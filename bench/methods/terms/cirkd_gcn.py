@@ -48,7 +48,8 @@ class GCN(nn.Module):
         b, _, h, w = x.shape
 
         def nodes(conv: nn.Module) -> torch.Tensor:  # [B, 1, h·w, D/2]: one attention head
-            return conv(x).flatten(2).transpose(1, 2)[:, None]
+            # contiguous: on a transposed view the CPU kernel falls back to the (h·w)² matrix path
+            return conv(x).flatten(2).transpose(1, 2)[:, None].contiguous()
 
         # The fused kernel scales by 1/√(D/2) as the release does, without an (h·w)² matrix in memory.
         ctx = F.scaled_dot_product_attention(nodes(self.node_q), nodes(self.node_k), nodes(self.node_v))

@@ -3,8 +3,8 @@
 - :mod:`._storage`   where studies live (journal file, database, Redis) and opening it.
 - :mod:`._identity`  a study's name, settings and settings hash (what makes two studies comparable).
 - :mod:`._budget`    budget accounting: counted trials, slots, prefixes, the requested and realised budget.
-- :mod:`._values`    the unit of a study's values (percent; fractions in studies made before).
 - :mod:`._code`      the study's code version: one per study, or an explicit, recorded mix.
+- :mod:`._values`    the unit of a study's values (percent; fractions in studies made before).
 
 :func:`open_study` ties them together: create or load a study, checking its settings. Import names
 from here (``from bench.tune import study as st``), not from the private modules.

@@ -14,6 +14,7 @@ from bench.config.schema import NON_SEMANTIC_KEYS, RunConfig
 from bench.data.fingerprint import split_fingerprint
 from bench.methods import needs_teacher
 from bench.preflight import check_teacher
+from bench.teacher_split import tuning_teacher
 from bench.tune.space import SearchSpace
 from bench.utils.io import sha256_file
 from bench.utils.runtime import derive_seed
@@ -85,8 +86,9 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
     """What must be identical for a fair comparison; stored with the study and checked on resume.
 
     Everything is content, nothing a path: the same command from another clone or machine gives
-    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256, the
-    data by the fingerprints of the splits the trials read: :func:`tuning_data`).
+    the same settings (the space by its distributions, the teacher by its checkpoint's SHA-256: the
+    full-data teacher the finals use, and the tuning-train part's teacher the trials use; the data by
+    the fingerprints of the splits the trials read: :func:`tuning_data`).
     """
     t = cfg.tune
     return {
@@ -106,6 +108,8 @@ def study_settings(cfg: RunConfig, space: SearchSpace) -> dict[str, Any]:
         "protocol_hash": protocol_hash(cfg, space),
         "space": space.content(),
         "teacher_sha256": teacher_sha256(cfg) if needs_teacher(cfg) else None,
+        # the teacher the trials load: trained on the tuning-train part (bench.teacher_split)
+        "tuning_teacher": tuning_teacher(cfg) if needs_teacher(cfg) else None,
         "data": {split: fp["sha256"] for split, fp in tuning_data(cfg).items()},
     }
 
