@@ -19,8 +19,9 @@ def main(overrides: list[str]) -> None:
 
     cfg = load_config(overrides, "run")  # a config error is reported before the trainer's imports
 
-    from bench.preflight import warn_random_init
+    from bench.preflight import check_writable, warn_random_init
 
+    check_writable(cfg.output_dir)  # before the model is built: an output folder it cannot make is one line
     warn_random_init(cfg)
 
     from bench.engine.trainer import train_run

@@ -128,7 +128,22 @@ def test_an_unwritable_report_folder_is_one_line(tmp_path, capsys):
     blocker.write_text("")
     assert report_main(["--finals", str(tmp_path / "finals"), "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"error: cannot access {blocker / 'out'}")
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: cannot write to {blocker / 'out'}")
+    # a folder that cannot be made at all (ENOENT under /proc): one line too, not a traceback
+    assert report_main(["--finals", str(tmp_path / "finals"), "--out", "/proc/segkd-nope/out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: cannot write to /proc/segkd-nope/out")
+
+
+def test_a_train_output_folder_that_cannot_be_made_is_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.train", "dataset=synthetic", "output_dir=/proc/segkd-nope/run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "error: cannot write to /proc/segkd-nope/run" in done.stderr
 
 
 def test_an_os_error_on_an_output_file_is_one_line_in_every_command(tmp_path, capsys):

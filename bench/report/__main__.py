@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no final runs under {args.finals}; run `make final` first", file=sys.stderr)
         return 2
     try:
+        from bench.preflight import check_writable
         from bench.report.verify import verify_runs
+
+        check_writable(args.out)  # before the work: a folder it cannot make or write is one line
 
         verify_runs(runs, args.storage)  # an edited row, or one its study does not give, is refused
         tables = comparisons(
