@@ -136,6 +136,11 @@ def check_tune_config(cfg: RunConfig) -> None:
         raise ConfigError("the budget must be positive (tune.trials ≥ 1 or tune.seconds > 0)")
     if t.workers < 1:
         raise ConfigError("tune.workers must be at least 1")
+    if cfg.eval.select != "last":  # a trial scored on the hold-out it picked its checkpoint by
+        raise ConfigError(
+            f"eval.select={cfg.eval.select} picks each trial's checkpoint on the hold-out it is scored on; "
+            "sweeps report the last checkpoint: drop eval.select (finals may use it; the report flags them)"
+        )
     check_gpus_per_trial(cfg)
     if not 0 < t.heartbeat_interval < t.heartbeat_grace:
         raise ConfigError(

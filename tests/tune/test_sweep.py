@@ -244,6 +244,13 @@ def test_changed_settings_on_resume_are_refused(tmp_path):
         Sweep.open(sweep_args(tmp_path, None, "tune.trials=1", "tune.sampler_seed=5"))
 
 
+def test_a_sweep_refuses_checkpoints_picked_on_its_hold_out(tmp_path):
+    """eval.select=best_on_val in a trial would pick the checkpoint on the hold-out it is scored on."""
+    with pytest.raises(ConfigError, match=r"eval.select=best_on_val picks each trial's checkpoint"):
+        Sweep.open(sweep_args(tmp_path, None, "tune.trials=1", "eval.select=best_on_val"))
+    assert not (tmp_path / "studies").exists() or not any((tmp_path / "studies").iterdir())
+
+
 def test_unreachable_storage_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot open study storage sqlite:////nonexistent"):
         Sweep.open(sweep_args(tmp_path, None, "tune.storage=sqlite:////nonexistent/dir/studies.db"))
