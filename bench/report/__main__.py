@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "--correct-across",
         action="store_true",
         help="add p_holm_all: Holm over every KD method of every comparison (datasets × students × "
-        "teachers) of a table, beside p_holm (one comparison); comparison.md names both families",
+        "teachers) of a table, beside p_holm (one comparison); the Markdown table names both families",
     )
     parser.add_argument(
         "--storage",

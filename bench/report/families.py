@@ -1,4 +1,4 @@
-"""Which tests one Holm correction covers, and the sentence that says so in comparison.md.
+"""Which tests one Holm correction covers, and the sentence that says so in the Markdown table.
 
 By default Holm's family is one comparison: the KD methods of one dataset × student × teacher
 (``p_holm``). A claim over several comparisons ("KD helps on Cityscapes and on ADE20K") tests every
