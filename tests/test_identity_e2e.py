@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.report.__main__ import main as report_main
-from bench.teacher import teacher_config, train_teacher
+from bench.teacher import teacher_configs, train_teacher
 from bench.tune.finals import run_finals
 from bench.tune.runner import run_sweep
 
@@ -23,8 +23,11 @@ TINY_RUN = ["tune.trials=2", "tune.final_seeds=2", "train.iterations=2", "train.
 
 def _comparison(tmp, base_root, kd_root):
     """Teacher and kd on ``kd_root``, the baseline on ``base_root``; the report's table."""
-    teacher = teacher_config([*_folder_sweep(tmp, kd_root, *TINY_RUN), f"output_dir={tmp / 'teacher_run'}"])
-    train_teacher(teacher)
+    # the full-data teacher (finals) and the tuning teacher (the kd trials), as `make teacher` trains them
+    for teacher in teacher_configs(
+        [*_folder_sweep(tmp, kd_root, *TINY_RUN), f"output_dir={tmp / 'teacher_run'}"]
+    ):
+        train_teacher(teacher)
     for method, root in (("baseline", base_root), ("kd", kd_root)):
         args = _folder_sweep(tmp, root, *TINY_RUN, f"method={method}")
         run_sweep(args)

@@ -120,8 +120,10 @@ def test_every_output_of_a_tiny_pipeline_is_in_percent(tmp_path, teachers_dir, c
     assert run.data.metrics["val/aacc"] == pytest.approx(ml_row["metrics"]["aacc"])
 
     # the teacher: its checkpoint's metrics and its run's row
-    teacher_row = read_row(teachers_dir.parent / "run" / RESULT_FILE)
-    meta = read_teacher_meta(next(teachers_dir.rglob("*.pt")))
+    # (the fixture trains the full-data teacher first, as run/0, then the tuning teachers)
+    teacher_row = read_row(teachers_dir.parent / "run" / "0" / RESULT_FILE)
+    (full,) = [p for p in teachers_dir.glob("*/*.pt") if ".tune-" not in p.name]
+    meta = read_teacher_meta(full)
     assert meta["metrics_unit"] == PERCENT and meta["metrics"]["miou"] == teacher_row["metrics"]["miou"]
 
     # sweeps: the study's values, intermediate values, the sweep's lines, the trial rows

@@ -104,7 +104,7 @@ def test_stage_one_then_a_maskd_sweep_end_to_end(tmp_path, teachers_dir):
     from bench.tune import study as st
     from bench.tune.runner import run_sweep
 
-    from ..conftest import TINY, sweep_args, tiny_config
+    from ..conftest import HOLDOUT, TINY, sweep_args, tiny_config
 
     own = tmp_path / "teachers"
     shutil.copytree(teachers_dir, own, ignore=shutil.ignore_patterns("maskd_tokens"))
@@ -113,7 +113,8 @@ def test_stage_one_then_a_maskd_sweep_end_to_end(tmp_path, teachers_dir):
         from bench.engine.trainer import Trainer
 
         Trainer(cfg)
-    tokens_main([*TINY, f"teachers_dir={own}", f"output_dir={tmp_path / 'tok'}", "iterations=5"])
+    # the sweeps' hold-out: tokens for the full-data teacher and the tuning teacher the sweep loads
+    tokens_main([*TINY, *HOLDOUT, f"teachers_dir={own}", f"output_dir={tmp_path / 'tok'}", "iterations=5"])
     from bench.utils.io import sha256_file
 
     path = teacher_path(cfg)
