@@ -23,6 +23,7 @@ from bench.tune import study as st
 from bench.tune.runner import Sweep, run_sweep
 
 from .conftest import sweep_args
+from .test_real_data_e2e import SHRINK
 
 pytestmark = pytest.mark.slow  # commands end to end
 
@@ -63,26 +64,8 @@ def _cli(main, args, capsys, config="run", flags=("--yes",)):
     return code, out, err
 
 
-# What the README's real-data walk-through passes as ARGS on a small copy (tests/test_real_data_e2e.py).
-ADE_SHRINK = [
-    "dataset=ade20k",
-    "student=deeplabv3_tiny",
-    "teacher=deeplabv3_small",
-    "dataset.allow_partial=true",
-    "dataset.holdout_size=1",
-    "train.iterations=3",
-    "train.batch_size=2",
-    "train.crop_size=[32,32]",
-    "train.num_workers=0",
-    "train.precision=fp32",
-    "train.channels_last=false",
-    "train.log_interval=1",
-    "train.checkpoint_interval=0",
-    "tune.trial_iterations=2",
-    "tune.pruner=none",
-    "device=cpu",
-    "progress=false",
-]
+# What the README's real-data walk-through passes as ARGS on a small copy.
+ADE_SHRINK = ["dataset=ade20k", *SHRINK]
 
 
 def _dirs(tmp_path: Path) -> list[str]:
